@@ -1,0 +1,41 @@
+# Quick start: `make run` (app on the demo database) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DB ?= data/vehicles.duckdb
+DEMO ?= data/demo
+PORT ?= 8501
+
+.PHONY: run test venv browser demo-db bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo-db: venv
+	@test -e $(DB) || { test -f $(DEMO)/images_paths.csv || $(PY) -m lib demo $(DEMO); $(PY) -m lib load $(DEMO) --db $(DB); }
+
+run: demo-db
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+
+# Debian's chromium for the browser tests (never a downloaded browser build)
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium; browser tests will skip (or fail under CI=true)"; \
+	else echo "no /usr/bin/chromium: run 'sudo apt-get install -y chromium' to enable the browser tests"; fi
+
+test: venv browser
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf .pytest_cache

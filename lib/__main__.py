@@ -1,0 +1,76 @@
+"""Command line: ``python -m lib demo|load ...``, a thin wrapper over lib's functions."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .descriptors import InputError
+
+
+def _demo(args):
+    from . import demo
+    from .progress import TerminalProgress
+
+    prog = TerminalProgress()
+    with prog.stage("render demo dataset") as advance:
+        done = [0]
+
+        def tick(d, total):
+            if prog.bar is not None and prog.bar.total is None:
+                prog.bar.total = total
+            advance(d - done[0])
+            done[0] = d
+
+        summary = demo.generate(args.dir, n_vehicles=args.vehicles, seed=args.seed, progress=tick)
+    print(f"wrote {summary['n_images']} images of {summary['n_vehicles']} vehicles "
+          f"({summary['n_outliers']} planted outliers) to {args.dir}")
+
+
+def _load(args):
+    from .pipeline import LoadConfig, load
+    from .progress import TerminalProgress
+
+    cfg = LoadConfig(ks=tuple(range(args.k_min, args.k_max + 1)), n_neighbors=args.neighbors,
+                     random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs)
+    report = load(args.dir, args.db, cfg, TerminalProgress())
+    print(f"built {report['db']} in {report['seconds']:.1f}s: {report['images']} images")
+    for m, info in report["models"].items():
+        print(f"  {m}: {info['dim']} dims -> PCA {info['pca_dim']}, k = {info['chosen_k']}"
+              + (f", {info['nonfinite_rows']} rows had NaN/inf (set to column means)" if info["nonfinite_rows"] else ""))
+    bad = {k: v for k, v in report["image_status"].items() if k != "ok" and v}
+    if bad:
+        print("  images without thumbnail: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="write a synthetic dataset in the real layout")
+    p.add_argument("dir")
+    p.add_argument("--vehicles", type=int, default=600, help="vehicles (about 10 photos each); 40671 = full scale")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("load", help="build the database from a dataset folder")
+    p.add_argument("dir")
+    p.add_argument("--db", required=True, help="database path (a link to the newest complete build)")
+    p.add_argument("--model", action="append", help="load only this model (repeatable)")
+    p.add_argument("--k-min", type=int, default=2)
+    p.add_argument("--k-max", type=int, default=30)
+    p.add_argument("--neighbors", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2)
+    p.set_defaults(func=_load)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

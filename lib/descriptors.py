@@ -1,0 +1,279 @@
+"""Reading a dataset folder: descriptor files, the paths CSV, the image root.
+
+A dataset folder holds ``descriptors/`` (one pickled or ``.npy`` 2-D float
+array per model), ``images_paths.csv`` (one path per descriptor row, written on
+another machine) and ``raw_data/<folder>/<vehicle id>/<file>.jpg``.
+
+Descriptor pickles come from elsewhere, and unpickling can run arbitrary code,
+so they are read through an unpickler that resolves an exact allow-list of
+(module, name) pairs: the ones numpy 1.x and 2.x array pickles reference.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+DESCRIPTOR_SUFFIXES = (".pickle", ".pkl", ".npy")
+PATHS_CSV = "images_paths.csv"
+IMAGE_ROOT = "raw_data"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# A cap well above the real set (2560 dims, 416k rows) that still refuses a
+# file that would exhaust the machine before we learn its shape.
+MAX_DESCRIPTOR_BYTES = 48 * 2**30
+MAX_DIM = 65536
+
+
+class InputError(Exception):
+    """A problem with the user's data, reported as one line naming the file."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def _checked_dtype(*args, **kwargs):
+    dt = np.dtype(*args, **kwargs)
+    if dt.hasobject:
+        raise pickle.UnpicklingError("object arrays are not allowed")
+    return dt
+
+
+def _checked_reconstruct(subtype, *args):
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError("only plain numpy arrays are allowed")
+    return np._core.multiarray._reconstruct(subtype, *args)
+
+
+def _checked_frombuffer(buf, dtype, shape, order):
+    return np._core.numeric._frombuffer(buf, _checked_dtype(dtype), shape, order)
+
+
+_ALLOWED = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _checked_dtype,
+    ("_codecs", "encode"): __import__("_codecs").encode,
+}
+for _core in ("numpy._core", "numpy.core"):  # numpy 2.x and 1.x pickles
+    _ALLOWED[(f"{_core}.multiarray", "_reconstruct")] = _checked_reconstruct
+    _ALLOWED[(f"{_core}.numeric", "_frombuffer")] = _checked_frombuffer
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals a numpy array pickle needs."""
+
+    def find_class(self, module, name):
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name} (not a plain numpy array pickle)"
+            ) from None
+
+
+def safe_load_pickle(path):
+    """Load a pickled numpy array without running any other code.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    InputError
+        If the pickle references anything outside the allow-list, is
+        truncated, or does not hold a numpy array.
+    """
+    try:
+        with open(path, "rb") as f:
+            obj = SafeUnpickler(io.BufferedReader(f, 1 << 20)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
+            AttributeError, IndexError, KeyError, MemoryError) as e:
+        raise InputError(path, f"cannot read pickle: {e}") from None
+    if not isinstance(obj, np.ndarray):
+        raise InputError(path, f"holds {type(obj).__name__}, expected a numpy array")
+    return obj
+
+
+def load_array(path):
+    """Read one descriptor file (``.pickle``/``.pkl`` or ``.npy``) unvalidated."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise InputError(path, f"cannot read: {e.strerror}") from None
+    if size > MAX_DESCRIPTOR_BYTES:
+        raise InputError(path, f"is {size / 2**30:.1f} GiB, over the "
+                               f"{MAX_DESCRIPTOR_BYTES / 2**30:.0f} GiB cap")
+    if path.suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise InputError(path, f"cannot read .npy: {e}") from None
+    return safe_load_pickle(path)
+
+
+def validate(arr, path, n_rows=None):
+    """Check a descriptor array and return it as C-ordered float32.
+
+    A float32 input is returned as is and filled in place (no second copy of
+    a multi-GB matrix). Non-finite values (NaN, inf) are replaced by the column's mean over finite
+    values, so that the row keeps its place in every model; the number of rows
+    touched is returned so the load report can state it.
+
+    Parameters
+    ----------
+    arr : numpy.ndarray
+    path : str or Path
+        Named in errors.
+    n_rows : int, optional
+        Required row count (the paths CSV's).
+
+    Returns
+    -------
+    X : numpy.ndarray of float32, shape (n, d)
+    nonfinite_rows : int
+    """
+    if arr.ndim != 2:
+        raise InputError(path, f"is a {arr.ndim}-D array, expected 2-D (rows x dims)")
+    if arr.dtype.kind not in "fiu":
+        raise InputError(path, f"has dtype {arr.dtype}, expected real numbers")
+    n, d = arr.shape
+    if n == 0 or d == 0:
+        raise InputError(path, f"is empty ({n} x {d})")
+    if d > MAX_DIM:
+        raise InputError(path, f"has {d} dims, over the {MAX_DIM} cap")
+    if n_rows is not None and n != n_rows:
+        raise InputError(path, f"has {n} rows but {PATHS_CSV} has {n_rows}")
+    X = np.ascontiguousarray(arr, dtype=np.float32)
+    del arr
+    bad_rows = 0
+    # chunked so a 4 GB matrix never gets a same-size boolean twin
+    for start in range(0, n, 65536):
+        block = X[start:start + 65536]
+        finite = np.isfinite(block)
+        if not finite.all():
+            bad_rows += int((~finite.all(axis=1)).sum())
+    if bad_rows:
+        if bad_rows == n:
+            raise InputError(path, "has no row without NaN or inf")
+        col_mean = np.zeros(d, dtype=np.float64)
+        col_count = np.zeros(d, dtype=np.int64)
+        for start in range(0, n, 65536):
+            block = X[start:start + 65536]
+            finite = np.isfinite(block)
+            col_mean += np.where(finite, block, 0).sum(axis=0, dtype=np.float64)
+            col_count += finite.sum(axis=0)
+        col_mean = (col_mean / np.maximum(col_count, 1)).astype(np.float32)
+        for start in range(0, n, 65536):
+            block = X[start:start + 65536]
+            np.copyto(block, np.broadcast_to(col_mean, block.shape), where=~np.isfinite(block))
+    return X, bad_rows
+
+
+def discover(data_dir):
+    """List the descriptor files of a dataset folder as ``{model: path}``.
+
+    The model name is the file name without its suffix; nothing about names
+    or dimensions is assumed.
+    """
+    ddir = Path(data_dir) / "descriptors"
+    if not ddir.is_dir():
+        raise InputError(ddir, "no such folder (expected one descriptor file per model)")
+    found = {}
+    for p in sorted(ddir.iterdir()):
+        if p.suffix.lower() in DESCRIPTOR_SUFFIXES and p.is_file():
+            if p.stem in found:
+                raise InputError(p, f"second file for model {p.stem!r}")
+            found[p.stem] = p
+    if not found:
+        raise InputError(ddir, "holds no .pickle or .npy descriptor file")
+    return found
+
+
+def _looks_like_path(value):
+    v = value.strip().replace("\\", "/")
+    return "/" in v and v.lower().endswith(IMAGE_SUFFIXES)
+
+
+@dataclass
+class ImageList:
+    """Rows of the paths CSV mapped to the image root."""
+
+    paths: list        # relative to the image root: '<folder>/<vehicle id>/<file>'
+    vehicle_ids: list  # the vehicle folder name, as written (keeps leading zeros)
+
+    def __len__(self):
+        return len(self.paths)
+
+
+def relative_image_path(raw, csv_path=None, row=None):
+    """Map a foreign absolute path to ``<folder>/<vehicle id>/<file>``.
+
+    The CSV was written on another machine, so only the trailing three parts
+    are meaningful. Parts that could climb out of the image root are refused.
+    """
+    parts = [p for p in raw.strip().replace("\\", "/").split("/") if p]
+    where = f"row {row}: " if row is not None else ""
+    if len(parts) < 3:
+        raise InputError(csv_path, f"{where}path {raw!r} has no <folder>/<vehicle id>/<file> tail")
+    tail = parts[-3:]
+    if any(p in (".", "..") or ":" in p for p in tail):
+        raise InputError(csv_path, f"{where}path {raw!r} points outside the image root")
+    return "/".join(tail), tail[1]
+
+
+def read_paths(csv_path):
+    """Read ``images_paths.csv``: a header (any name) or none, one path per row.
+
+    If the file has several columns (e.g. a pandas index), the column whose
+    values look like image paths is used.
+    """
+    csv_path = Path(csv_path)
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except OSError as e:
+        raise InputError(csv_path, f"cannot read: {e.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(csv_path, f"is not a text CSV: {e}") from None
+    if not rows:
+        raise InputError(csv_path, "is empty")
+    first_data = 0 if any(_looks_like_path(c) for c in rows[0]) else 1
+    if first_data >= len(rows):
+        raise InputError(csv_path, "has a header but no paths")
+    sample = rows[first_data]
+    cols = [i for i, c in enumerate(sample) if _looks_like_path(c)]
+    if not cols:
+        raise InputError(csv_path, f"row {first_data + 1}: no image path in {sample!r}")
+    col = cols[-1]
+    paths, vids = [], []
+    for i, r in enumerate(rows[first_data:], start=first_data + 1):
+        if col >= len(r):
+            raise InputError(csv_path, f"row {i}: missing path column")
+        rel, vid = relative_image_path(r[col], csv_path, i)
+        paths.append(rel)
+        vids.append(vid)
+    return ImageList(paths, vids)
+
+
+def resolve_image(image_root, rel_path):
+    """Absolute path of an image under the root, or None if it would escape it.
+
+    Symbolic links are followed and the result must still lie under the root.
+    """
+    root = os.path.realpath(image_root)
+    full = os.path.realpath(os.path.join(root, *PurePosixPath(rel_path).parts))
+    if os.path.commonpath([root, full]) != root:
+        return None
+    return full

@@ -1,0 +1,77 @@
+"""A 2-D map of every image: t-SNE on the neighbour graph already built.
+
+openTSNE (FFT-accelerated gradients, linear in n) is given the pynndescent
+graph of :mod:`lib.neighbors` instead of searching neighbours again, so the
+map costs only the optimisation. Quality is measured as 10-NN preservation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .cluster import sample_rows
+from .neighbors import exact_knn
+
+EXAGGERATION_ITERS = 250
+ITERS = 250
+STEP = 50
+
+
+def tsne_map(Z, knn_indices, knn_distances, n_iter=ITERS, exaggeration_iter=EXAGGERATION_ITERS,
+             random_state=0, n_jobs=2, progress=None):
+    """Embed every row in 2-D.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray, shape (n, d)
+        Reduced descriptors; only their top principal components seed the map.
+    knn_indices, knn_distances : numpy.ndarray, shape (n, k)
+        Neighbour graph without self; perplexity is set to k / 3.
+    n_iter, exaggeration_iter : int
+        Optimisation steps after and during early exaggeration.
+    random_state : int
+    n_jobs : int
+    progress : callable, optional
+        Called with the number of iterations done after each step of 50.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, 2), float32
+    """
+    from openTSNE import TSNEEmbedding, affinity, initialization
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+
+    n, k = knn_indices.shape
+    if n < 4:
+        return np.zeros((n, 2), dtype=np.float32)
+    perplexity = max(2.0, k / 3.0)
+    aff = affinity.PerplexityBasedNN(
+        knn_index=PrecomputedNeighbors(knn_indices.astype(np.int64), knn_distances.astype(np.float64)),
+        perplexity=perplexity, n_jobs=n_jobs, random_state=random_state)
+    init = initialization.pca(Z, random_state=random_state)
+    emb = TSNEEmbedding(init, aff, negative_gradient_method="fft", n_jobs=n_jobs,
+                        random_state=random_state)
+    for phase_iters, params in ((exaggeration_iter, dict(exaggeration=12, momentum=0.5)),
+                                (n_iter, dict(exaggeration=1, momentum=0.8))):
+        done = 0
+        while done < phase_iters:
+            step = min(STEP, phase_iters - done)
+            emb = emb.optimize(step, learning_rate="auto", **params)
+            done += step
+            if progress:
+                progress(step)
+    return np.asarray(emb, dtype=np.float32)
+
+
+def knn_preservation(Z, Y, n_samples=2000, k=10, random_state=0):
+    """Share of each sampled point's ``k`` nearest neighbours in ``Z`` that are
+    also among its ``k`` nearest on the map ``Y`` (exact on both sides)."""
+    idx = sample_rows(len(Z), n_samples, random_state)
+    hi, _ = exact_knn(Z, Z[idx], k + 1)
+    lo, _ = exact_knn(Y, Y[idx], k + 1)
+    hits = []
+    for row, (h, l) in enumerate(zip(hi, lo)):
+        me = idx[row]
+        h = [j for j in h if j != me][:k]
+        l = [j for j in l if j != me][:k]
+        hits.append(len(set(h) & set(l)) / k)
+    return float(np.mean(hits))

@@ -1,0 +1,78 @@
+"""Nearest neighbours of every image: pynndescent's graph, and the exact answer to check it."""
+from __future__ import annotations
+
+import numpy as np
+
+N_NEIGHBORS = 20
+
+
+def build_knn(Z, n_neighbors=N_NEIGHBORS, random_state=0, n_jobs=None):
+    """The ``n_neighbors`` nearest other images of every row (euclidean).
+
+    Parameters
+    ----------
+    Z : numpy.ndarray, shape (n, d), float32
+    n_neighbors : int
+        Neighbours kept per row, the row itself excluded.
+    random_state : int
+    n_jobs : int, optional
+
+    Returns
+    -------
+    indices : numpy.ndarray, shape (n, n_neighbors), int32, nearest first
+    distances : numpy.ndarray, shape (n, n_neighbors), float32
+    """
+    n = len(Z)
+    k = min(n_neighbors, n - 1)
+    if n <= 2048:
+        # NN-descent needs enough points to mix; small sets are exact and quick
+        return exact_knn(Z, Z, k, exclude_self=True)
+    from pynndescent import NNDescent  # imported late: numba compiles on import
+
+    index = NNDescent(Z, n_neighbors=k + 1, metric="euclidean", random_state=random_state,
+                      n_jobs=n_jobs, low_memory=True, compressed=False, verbose=False)
+    idx, dist = index.neighbor_graph
+    return _drop_self(idx, dist, k)
+
+
+def _drop_self(idx, dist, k):
+    """Remove each row's own index (or, if absent, its farthest entry)."""
+    n = idx.shape[0]
+    is_self = idx == np.arange(n)[:, None]
+    has_self = is_self.any(axis=1)
+    drop = np.where(has_self, is_self.argmax(axis=1), idx.shape[1] - 1)
+    keep = np.ones(idx.shape, dtype=bool)
+    keep[np.arange(n), drop] = False
+    out_idx = idx[keep].reshape(n, -1)[:, :k]
+    out_dist = dist[keep].reshape(n, -1)[:, :k]
+    return out_idx.astype(np.int32), out_dist.astype(np.float32)
+
+
+def exact_knn(Z, queries, k, exclude_self=False, chunk_rows=1024):
+    """Brute-force nearest neighbours of ``queries`` among the rows of ``Z``.
+
+    With ``exclude_self``, ``queries`` must be ``Z`` itself (or its first rows)
+    and row i never lists itself.
+    """
+    Z = np.asarray(Z, dtype=np.float32)
+    zn = np.einsum("ij,ij->i", Z, Z)
+    idx_out = np.empty((len(queries), k), dtype=np.int32)
+    dist_out = np.empty((len(queries), k), dtype=np.float32)
+    for start in range(0, len(queries), chunk_rows):
+        q = np.asarray(queries[start:start + chunk_rows], dtype=np.float32)
+        d2 = zn[None, :] - 2 * q @ Z.T + np.einsum("ij,ij->i", q, q)[:, None]
+        if exclude_self:
+            d2[np.arange(len(q)), np.arange(start, start + len(q))] = np.inf
+        part = np.argpartition(d2, k, axis=1)[:, :k]
+        pd = np.take_along_axis(d2, part, axis=1)
+        order = np.argsort(pd, axis=1)
+        idx_out[start:start + len(q)] = np.take_along_axis(part, order, axis=1)
+        dist_out[start:start + len(q)] = np.sqrt(np.maximum(np.take_along_axis(pd, order, axis=1), 0))
+    return idx_out, dist_out
+
+
+def recall_at_k(approx, exact, k=10):
+    """Mean share of the exact ``k`` nearest found among the approximate ``k`` nearest."""
+    a, e = np.asarray(approx)[:, :k], np.asarray(exact)[:, :k]
+    hits = [len(np.intersect1d(ai, ei, assume_unique=True)) for ai, ei in zip(a, e)]
+    return float(np.mean(hits) / k)

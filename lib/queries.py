@@ -1,0 +1,177 @@
+"""Read side: every question the app asks of a build, as one method each.
+
+Usable from a notebook::
+
+    from lib.queries import Explorer
+    ex = Explorer("data/vehicles.duckdb")
+    ex.similar("osnet", 123)
+
+All SQL is parameterised. The connection is read-only and each call takes its
+own cursor, so one Explorer can serve many threads.
+"""
+from __future__ import annotations
+
+import json
+
+from . import images, store
+
+
+class Explorer:
+    """Queries on one complete build (the one ``db_path`` points to when opened)."""
+
+    def __init__(self, db_path):
+        self.db_path = str(db_path)
+        self.build_path = str(store.resolve(db_path) or db_path)
+        self.con = store.connect(db_path)
+        self._models = self.df("SELECT * FROM models ORDER BY model")
+        self.n_images = self.scalar("SELECT count(*) FROM images")
+
+    def close(self):
+        self.con.close()
+
+    # plumbing
+    def df(self, sql, params=None):
+        return self.con.cursor().execute(sql, params or []).df()
+
+    def rows(self, sql, params=None):
+        return self.con.cursor().execute(sql, params or []).fetchall()
+
+    def scalar(self, sql, params=None):
+        row = self.con.cursor().execute(sql, params or []).fetchone()
+        return row[0] if row else None
+
+    # dataset and models
+    def summary(self):
+        """Counts and load facts for the overview."""
+        meta = dict(self.rows("SELECT key, value FROM meta"))
+        return {
+            "images": self.n_images,
+            "vehicles": self.scalar("SELECT count(DISTINCT vehicle_id) FROM images"),
+            "models": len(self._models),
+            "built_at": meta.get("built_at"),
+            "load_seconds": float(meta.get("load_seconds", "nan")),
+            "image_status": json.loads(meta.get("image_status", "{}")),
+            "build": self.build_path,
+        }
+
+    def models(self):
+        """One row per model: dims, PCA dims, chosen k, scores (a DataFrame)."""
+        return self._models.copy()
+
+    def model_names(self):
+        return list(self._models["model"])
+
+    def check_model(self, model):
+        """Return ``model`` if this build has it, else raise ValueError."""
+        if model not in self.model_names():
+            raise ValueError(f"unknown model {model!r}; this database has: {', '.join(self.model_names())}")
+        return model
+
+    def check_image_id(self, value):
+        """Parse an image ID from user input; ValueError with a friendly message if bad."""
+        try:
+            image_id = int(str(value).strip())
+        except (TypeError, ValueError):
+            raise ValueError(f"image ID must be a whole number, not {str(value)[:40]!r}") from None
+        if not 0 <= image_id < self.n_images:
+            raise ValueError(f"no image {image_id}: IDs run from 0 to {self.n_images - 1}")
+        return image_id
+
+    def k_scores(self, model):
+        return self.df("SELECT * EXCLUDE (model) FROM k_scores WHERE model = ? ORDER BY k", [model])
+
+    def pca_curve(self, model, max_components=None):
+        sql = "SELECT component, ratio, cumulative FROM pca_variance WHERE model = ?"
+        params = [model]
+        if max_components:
+            sql += " AND component <= ?"
+            params.append(int(max_components))
+        return self.df(sql + " ORDER BY component", params)
+
+    def stages(self):
+        return self.df("SELECT * FROM stages")
+
+    # clusters and the map
+    def clusters(self, model):
+        """Clusters of a model with size, share of all images and colour name."""
+        return self.df("""SELECT cluster, size, size / sum(size) OVER () AS share, color_name
+                          FROM clusters WHERE model = ? ORDER BY cluster""", [model])
+
+    def map_points(self, model, n=8000, seed=0):
+        """A sample of the map for drawing; every cluster keeps at least 40 points.
+
+        The map holds every image; the browser gets a sample, the region
+        queries (:meth:`region`) run on all rows.
+        """
+        return self.df("""
+            WITH m AS (
+                SELECT image_id, x, y, cluster, count(*) OVER (PARTITION BY cluster) AS csize,
+                       row_number() OVER (PARTITION BY cluster ORDER BY hash(image_id + ?)) AS r
+                FROM map JOIN assignments USING (model, image_id) WHERE model = ?)
+            SELECT image_id, x, y, cluster FROM m
+            WHERE r <= greatest(40, ceil(? * csize / (SELECT count(*) FROM map WHERE model = ?)))
+            ORDER BY image_id""", [int(seed), model, int(n), model])
+
+    def region(self, model, x_range, y_range, limit=24, cluster=None):
+        """Images inside a rectangle of the map: total, count per cluster, a sample."""
+        where = "model = ? AND x BETWEEN ? AND ? AND y BETWEEN ? AND ?"
+        params = [model, float(min(x_range)), float(max(x_range)), float(min(y_range)), float(max(y_range))]
+        if cluster is not None:
+            where += " AND cluster = ?"
+            params.append(int(cluster))
+        per_cluster = self.df(f"""SELECT cluster, count(*) AS images FROM map JOIN assignments USING (model, image_id)
+                                  WHERE {where} GROUP BY cluster ORDER BY images DESC""", params)
+        sample = self.df(f"""SELECT image_id, cluster FROM map JOIN assignments USING (model, image_id)
+                             WHERE {where} ORDER BY hash(image_id) LIMIT ?""", params + [int(limit)])
+        return int(per_cluster["images"].sum()) if len(per_cluster) else 0, per_cluster, sample
+
+    def cluster_gallery(self, model, cluster, n=12):
+        """Representative (nearest the centre) and random images of one cluster."""
+        rep = self.df("""SELECT image_id, center_distance FROM assignments WHERE model = ? AND cluster = ?
+                         ORDER BY center_distance, image_id LIMIT ?""", [model, int(cluster), int(n)])
+        rnd = self.df("""SELECT image_id, center_distance FROM assignments WHERE model = ? AND cluster = ?
+                         ORDER BY hash(image_id) LIMIT ?""", [model, int(cluster), int(n)])
+        return rep, rnd
+
+    # images and neighbours
+    def image(self, image_id):
+        """Facts about one image, or None."""
+        df = self.df("SELECT * FROM images WHERE image_id = ?", [int(image_id)])
+        return None if df.empty else df.iloc[0].to_dict()
+
+    def thumbnails(self, image_ids):
+        """``{image_id: jpeg bytes}``, the placeholder for images without a thumbnail."""
+        ids = [int(i) for i in image_ids]
+        if not ids:
+            return {}
+        got = dict(self.rows("SELECT image_id, jpeg FROM thumbnails WHERE image_id IN (SELECT unnest(?))", [ids]))
+        return {i: got.get(i) or images.placeholder() for i in ids}
+
+    def similar(self, model, image_id, k=12):
+        """Nearest neighbours of an image from the stored graph (rank 1 = nearest)."""
+        return self.df("""SELECT n.rank, n.neighbor_id AS image_id, n.distance, i.vehicle_id, a.cluster
+                          FROM neighbors n JOIN images i ON i.image_id = n.neighbor_id
+                          JOIN assignments a ON a.model = n.model AND a.image_id = n.neighbor_id
+                          WHERE n.model = ? AND n.image_id = ? AND n.rank <= ? ORDER BY n.rank""",
+                       [model, int(image_id), int(k)])
+
+    def similar_exact(self, model, image_id, k=12):
+        """Exact nearest neighbours computed in SQL on the stored reduced vectors."""
+        table = store.vector_table(self.check_model(model))
+        return self.df(f"""SELECT v.image_id, array_distance(v.vec, q.vec) AS distance
+                           FROM "{table}" v, (SELECT vec FROM "{table}" WHERE image_id = ?) q
+                           WHERE v.image_id <> ? ORDER BY distance, v.image_id LIMIT ?""",
+                       [int(image_id), int(image_id), int(k)])
+
+    def assignment(self, model, image_id):
+        return self.scalar("SELECT cluster FROM assignments WHERE model = ? AND image_id = ?", [model, int(image_id)])
+
+    # outliers
+    def outliers(self, model, page=1, per_page=24):
+        """One page of the outlier ranking (rank 1 = most unusual) and the total."""
+        page = max(1, int(page))
+        df = self.df("""SELECT o.rank, o.image_id, o.score, o.flagged_by, i.vehicle_id, i.status
+                        FROM outliers o JOIN images i USING (image_id)
+                        WHERE o.model = ? AND o.rank > ? AND o.rank <= ? ORDER BY o.rank""",
+                     [model, (page - 1) * per_page, page * per_page])
+        return df, self.n_images

@@ -1,0 +1,178 @@
+"""The DuckDB file: schema, bulk writes through Arrow, versioned builds.
+
+Every build goes to a new file under ``<db>.builds/``; only when it is
+complete does ``<db>`` (a symbolic link) switch to it, atomically. A reader
+holding the old file keeps a consistent view (DuckDB keeps serving a replaced
+file to open connections), and a crashed build leaves ``<db>`` as it was.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+SCHEMA = """
+CREATE TABLE meta(key VARCHAR, value VARCHAR);
+CREATE TABLE images(
+    image_id INTEGER, path VARCHAR, vehicle_id VARCHAR, status VARCHAR,
+    center_r FLOAT, center_g FLOAT, center_b FLOAT, color_name VARCHAR);
+CREATE TABLE thumbnails(image_id INTEGER, jpeg BLOB);
+CREATE TABLE models(
+    model VARCHAR, source_file VARCHAR, dim INTEGER, pca_dim INTEGER,
+    explained_variance DOUBLE, chosen_k INTEGER, calinski_harabasz DOUBLE,
+    davies_bouldin DOUBLE, silhouette DOUBLE, inertia DOUBLE,
+    nonfinite_rows BIGINT, map_knn_preservation DOUBLE, vector_table VARCHAR,
+    sweep_sample_rows INTEGER, silhouette_sample_rows INTEGER, seconds DOUBLE);
+CREATE TABLE pca_variance(model VARCHAR, component INTEGER, ratio DOUBLE, cumulative DOUBLE);
+CREATE TABLE k_scores(
+    model VARCHAR, k INTEGER, calinski_harabasz DOUBLE, calinski_harabasz_gain DOUBLE,
+    davies_bouldin DOUBLE, silhouette DOUBLE, inertia DOUBLE);
+CREATE TABLE clusters(model VARCHAR, cluster INTEGER, size BIGINT, color_name VARCHAR);
+CREATE TABLE assignments(model VARCHAR, image_id INTEGER, cluster INTEGER, center_distance FLOAT);
+CREATE TABLE map(model VARCHAR, image_id INTEGER, x FLOAT, y FLOAT);
+CREATE TABLE neighbors(model VARCHAR, image_id INTEGER, rank SMALLINT, neighbor_id INTEGER, distance FLOAT);
+CREATE TABLE outliers(model VARCHAR, image_id INTEGER, score FLOAT, rank INTEGER, flagged_by VARCHAR);
+CREATE TABLE outlier_scores(
+    model VARCHAR, image_id INTEGER, knn FLOAT, lof FLOAT, centroid FLOAT,
+    iforest FLOAT, vehicle FLOAT);
+CREATE TABLE stages(stage VARCHAR, model VARCHAR, seconds DOUBLE, peak_rss_mb DOUBLE);
+"""
+
+
+def vector_table(model):
+    """Name of the table holding a model's reduced descriptors."""
+    return "vectors_" + re.sub(r"[^0-9a-zA-Z]+", "_", model).strip("_").lower()
+
+
+def _arrow(columns):
+    arrays, names = [], []
+    for name, values in columns.items():
+        if isinstance(values, np.ndarray) and values.ndim == 2:
+            flat = pa.array(np.ascontiguousarray(values).reshape(-1))
+            arrays.append(pa.FixedSizeListArray.from_arrays(flat, values.shape[1]))
+        elif isinstance(values, np.ndarray):
+            arrays.append(pa.array(values))
+        else:
+            arrays.append(pa.array(values))
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+class Writer:
+    """Writes one build file. Use as a context manager; :meth:`publish` at the end."""
+
+    def __init__(self, db_path):
+        self.db_path = Path(db_path)
+        self.build_path = new_build_path(self.db_path)
+        self.con = duckdb.connect(str(self.build_path))
+        self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute(SCHEMA)
+
+    def insert(self, table, columns):
+        """Append rows given as ``{column: array or list}``, in table column order."""
+        tbl = _arrow(columns)
+        self.con.register("_incoming", tbl)
+        try:
+            cols = ", ".join(f'"{c}"' for c in columns)
+            self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _incoming')
+        finally:
+            self.con.unregister("_incoming")
+
+    def create_vectors(self, model, Z):
+        """Store reduced descriptors as ``FLOAT[d]`` arrays (similarity in SQL)."""
+        name = vector_table(model)
+        self.con.execute(f'CREATE TABLE "{name}"(image_id INTEGER, vec FLOAT[{Z.shape[1]}])')
+        self.insert(name, {"image_id": np.arange(len(Z), dtype=np.int32), "vec": Z.astype(np.float32)})
+        return name
+
+    def set_meta(self, **items):
+        for k, v in items.items():
+            self.con.execute("INSERT INTO meta VALUES (?, ?)", [k, str(v)])
+
+    def publish(self, keep=2):
+        """Finish the file and make ``db_path`` point to it."""
+        self.con.execute("CHECKPOINT")
+        self.con.close()
+        self.con = None
+        with open(self.build_path, "rb") as f:
+            os.fsync(f.fileno())
+        publish(self.db_path, self.build_path)
+        prune(self.db_path, keep=keep)
+
+    def abort(self):
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+        for p in (self.build_path, Path(str(self.build_path) + ".wal")):
+            if p.exists():
+                p.unlink()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None or self.con is not None:
+            self.abort()
+        return False
+
+
+def builds_dir(db_path):
+    db_path = Path(db_path)
+    return db_path.parent / (db_path.name + ".builds")
+
+
+def new_build_path(db_path):
+    d = builds_dir(db_path)
+    d.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    return d / f"{Path(db_path).stem}-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}.duckdb"
+
+
+def publish(db_path, build_path):
+    """Atomically point the symbolic link ``db_path`` at ``build_path``.
+
+    A plain file already at ``db_path`` is moved into the builds folder first,
+    so no database is ever overwritten.
+    """
+    db_path = Path(db_path)
+    if db_path.exists() and not db_path.is_symlink():
+        os.replace(db_path, builds_dir(db_path) / f"{db_path.stem}-previous-{int(time.time())}.duckdb")
+    tmp = db_path.parent / f".{db_path.name}.{os.getpid()}.link"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(os.path.relpath(build_path, db_path.parent), tmp)
+    os.replace(tmp, db_path)
+
+
+def prune(db_path, keep=2):
+    """Delete all but the ``keep`` newest complete builds (never the current one).
+
+    Readers that still have an old file open keep reading it: on POSIX an
+    unlinked file lives until its last handle closes.
+    """
+    current = resolve(db_path)
+    files = sorted(builds_dir(db_path).glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for p in files[keep:]:
+        if current is None or p.resolve() != current:
+            p.unlink(missing_ok=True)
+
+
+def resolve(db_path):
+    """The build file ``db_path`` currently points to, or None if there is none."""
+    p = Path(db_path)
+    if not p.exists():
+        return None
+    return p.resolve()
+
+
+def connect(db_path):
+    """Read-only connection to the newest complete build."""
+    real = resolve(db_path)
+    if real is None:
+        raise FileNotFoundError(f"{db_path}: no database (build one with: python -m lib load DATA --db {db_path})")
+    return duckdb.connect(str(real), read_only=True)

@@ -1,0 +1,41 @@
+"""Metrics: k-score curves and PCA explained variance, chosen k marked."""
+import altair as alt
+import streamlit as st
+
+import ui
+
+ex = ui.explorer()
+model = ui.pick_model(ex)
+info = ex.models().set_index("model").loc[model]
+k = int(info["chosen_k"])
+st.title(f"Metrics: {model}")
+st.write(f"Chosen **k = {k}**: the k with the best mean rank over silhouette (high), Davies–Bouldin (low) "
+         "and Calinski–Harabasz gain (high): CH divided by the CH of KMeans at the same k on a structureless "
+         "Gaussian of the same shape, since raw CH falls with k even without clusters and alone would pick k = 2. "
+         "Each fit runs on a random sample of "
+         f"{int(info['sweep_sample_rows']):,} rows; silhouette on {int(info['silhouette_sample_rows']):,} of them.")
+
+scores = ex.k_scores(model)
+long = scores.melt(id_vars="k", var_name="score", value_name="value")
+titles = {"calinski_harabasz": "Calinski–Harabasz (raw)", "calinski_harabasz_gain": "Calinski–Harabasz gain ↑",
+          "davies_bouldin": "Davies–Bouldin ↓",
+          "silhouette": "Silhouette ↑", "inertia": "Inertia (all rows) ↓"}
+long["score"] = long["score"].map(titles)
+base = alt.Chart(long).encode(x=alt.X("k:Q", title="k"))
+line = base.mark_line(point=True).encode(y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+                                         tooltip=["k", "score", alt.Tooltip("value:Q", format=".4g")])
+rule = alt.Chart(long).mark_rule(color="red", strokeDash=[4, 3]).encode(x="k:Q").transform_filter(f"datum.k == {k}")
+st.altair_chart((line + rule).properties(width=300, height=190)
+                .facet(facet=alt.Facet("score:N", title=None, sort=list(titles.values())), columns=3)
+                .resolve_scale(y="independent"))
+
+st.subheader("PCA explained variance")
+curve = ex.pca_curve(model, max_components=max(200, 2 * int(info["pca_dim"])))
+pca_dim = int(info["pca_dim"])
+st.write(f"{int(info['dim'])} descriptor dims reduced to **{pca_dim}** components, keeping "
+         f"**{info['explained_variance']:.1%}** of the variance (rule: fewest components reaching 90%, at most 64).")
+c = alt.Chart(curve).mark_line().encode(
+    x=alt.X("component:Q"), y=alt.Y("cumulative:Q", title="cumulative explained variance", scale=alt.Scale(domain=[0, 1])),
+    tooltip=["component", alt.Tooltip("cumulative:Q", format=".1%")])
+r = alt.Chart(curve[curve.component == pca_dim]).mark_rule(color="red", strokeDash=[4, 3]).encode(x="component:Q")
+st.altair_chart((c + r).properties(height=260), width="stretch")

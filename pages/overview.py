@@ -1,0 +1,47 @@
+"""Overview: the dataset and one row per model."""
+import altair as alt
+import streamlit as st
+
+import ui
+
+ex = ui.explorer()
+s = ex.summary()
+st.title("Vehicle cluster explorer")
+st.caption(f"Build `{s['build']}`, made {s['built_at']} in {s['load_seconds']:.0f} s.")
+c = st.columns(4)
+c[0].metric("Images", f"{s['images']:,}")
+c[1].metric("Vehicles", f"{s['vehicles']:,}")
+c[2].metric("Models", s["models"])
+bad = sum(v for k, v in s["image_status"].items() if k != "ok")
+c[3].metric("Images without thumbnail", f"{bad:,}")
+
+st.subheader("Models")
+models = ex.models()
+st.dataframe(
+    models[["model", "dim", "pca_dim", "explained_variance", "chosen_k", "calinski_harabasz",
+            "davies_bouldin", "silhouette", "map_knn_preservation", "nonfinite_rows", "seconds"]],
+    hide_index=True, width="stretch",
+    column_config={
+        "dim": "descriptor dims", "pca_dim": "PCA dims",
+        "explained_variance": st.column_config.NumberColumn("variance kept", format="percent"),
+        "chosen_k": "chosen k",
+        "calinski_harabasz": st.column_config.NumberColumn("Calinski–Harabasz ↑", format="%.0f"),
+        "davies_bouldin": st.column_config.NumberColumn("Davies–Bouldin ↓", format="%.2f"),
+        "silhouette": st.column_config.NumberColumn("silhouette ↑", format="%.3f"),
+        "map_knn_preservation": st.column_config.NumberColumn("map 10-NN kept", format="%.2f"),
+        "nonfinite_rows": "rows with NaN/inf", "seconds": st.column_config.NumberColumn("load s", format="%.0f"),
+    })
+st.caption("Scores are for the final clustering at the chosen k, computed on a random sample "
+           f"of {int(models['sweep_sample_rows'].max()):,} rows (silhouette on "
+           f"{int(models['silhouette_sample_rows'].max()):,}). 'map 10-NN kept' is the share of each "
+           "image's 10 nearest neighbours that stay among its 10 nearest on the 2-D map.")
+
+st.subheader("Cluster sizes")
+model = ui.pick_model(ex)
+cl = ex.clusters(model)
+st.altair_chart(alt.Chart(cl).mark_bar().encode(
+    x=alt.X("cluster:O"), y=alt.Y("size:Q"), color=alt.Color("cluster:N", legend=None),
+    tooltip=["cluster", "size", alt.Tooltip("share:Q", format=".1%"), "color_name"]), width="stretch")
+
+with st.expander("Load stages"):
+    st.dataframe(ex.stages(), hide_index=True, width="stretch")

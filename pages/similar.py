@@ -1,0 +1,35 @@
+"""Similar: an image and its nearest neighbours; the URL carries the query."""
+import streamlit as st
+
+import ui
+
+ex = ui.explorer()
+model = ui.pick_model(ex)
+st.title("Similar cars")
+raw = st.query_params.get("image", "0")
+typed = st.text_input("Image ID", value=raw, help=f"0 … {ex.n_images - 1:,}")
+try:
+    image_id = ex.check_image_id(typed)
+except ValueError as e:
+    st.warning(str(e))
+    st.stop()
+st.query_params["image"] = str(image_id)
+k = st.slider("Neighbours", 4, 20, 12, step=4)
+
+info = ex.image(image_id)
+q1, q2 = st.columns([1, 3])
+with q1:
+    st.image(ex.thumbnails([image_id])[image_id], caption=f"query #{image_id}", width="stretch")
+with q2:
+    st.markdown(f"**Vehicle** `{info['vehicle_id']}` · **path** `{info['path']}` · "
+                f"**cluster** {ex.assignment(model, image_id)} under {model}")
+    st.caption("Share this page's URL to show the same query. Click a neighbour, or its button, to search from it.")
+
+nb = ex.similar(model, image_id, k)
+st.subheader(f"{len(nb)} nearest under {model}")
+caps = [f"#{r.image_id} · d={r.distance:.2f}" + (" · same vehicle" if r.vehicle_id == info["vehicle_id"] else "")
+        for r in nb.itertuples()]
+clicked = ui.gallery(ex, nb["image_id"], caps, model=model, buttons="search from here")
+if clicked is not None:
+    st.query_params["image"] = str(clicked)
+    st.rerun()

@@ -1,0 +1,43 @@
+"""Shared fixtures: one small demo dataset and one database built from it, per session."""
+import os
+from pathlib import Path
+
+import pytest
+
+from lib import demo, pipeline
+
+DEMO_VEHICLES = 250  # about 2,500 images: above the exact-kNN cut-off, so pynndescent runs
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo")
+    demo.generate(d, n_vehicles=DEMO_VEHICLES, seed=7)
+    return d
+
+
+@pytest.fixture(scope="session")
+def demo_db(demo_dir, tmp_path_factory):
+    """A database built by the real loader; only the map runs fewer iterations."""
+    db = tmp_path_factory.mktemp("db") / "vehicles.duckdb"
+    cfg = pipeline.LoadConfig(map_iters=150, map_exaggeration_iters=150)
+    report = pipeline.load(demo_dir, db, cfg)
+    return db, report
+
+
+@pytest.fixture(scope="session")
+def truth(demo_dir):
+    import pandas as pd
+
+    return pd.read_csv(demo_dir / "truth.csv").sort_values("image_id").reset_index(drop=True)
+
+
+@pytest.fixture()
+def app_db(demo_db, monkeypatch):
+    """Point the app (ui.DB_PATH) at the demo database."""
+    db, _ = demo_db
+    monkeypatch.setenv("VEHICLE_DB", str(db))
+    import ui
+
+    monkeypatch.setattr(ui, "DB_PATH", Path(db))
+    return db

@@ -1,0 +1,97 @@
+"""Real-browser tests: Debian's chromium, driven by Playwright, against `streamlit run`.
+
+Saves a screenshot of every page to docs/screenshots/ (shown in README).
+"""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .browser import CHROMIUM, ROOT, launch, running_app, wait_rendered
+
+pytestmark = pytest.mark.browser
+SHOTS = ROOT / "docs" / "screenshots"
+
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"{CHROMIUM} is missing: `make test` installs it with apt-get install -y chromium")
+    pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
+                "to run the browser tests", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def browser_page(demo_db):
+    db, _ = demo_db
+    with running_app(db) as base, sync_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        yield base, page, errors
+        browser.close()
+
+
+def visit(page, url):
+    page.goto(url)
+    wait_rendered(page)
+    assert page.locator('[data-testid="stException"]').count() == 0, page.inner_text("body")[:2000]
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def loaded_images(page):
+    return page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid="stImage"] img'))
+                                .filter(i => i.complete && i.naturalWidth > 0).length""")
+
+
+def test_shared_similar_link_opened_first(browser_page):
+    # a fresh server's first request is a deep link, as when a colleague opens a shared URL
+    base, page, errors = browser_page
+    visit(page, f"{base}/similar?image=42&model=osnet")
+    assert page.locator('[data-testid="stSidebarNavLink"]').count() == 5  # st.navigation, not legacy pages
+    assert page.get_by_text("query #42").count() == 1
+    assert loaded_images(page) == 13
+    assert "image=42" in page.url and "model=osnet" in page.url
+    shot(page, "similar")
+    # clicking a neighbour's button makes it the query and the URL follows
+    page.get_by_role("button", name="search from here").first.click()
+    page.wait_for_function("() => !location.search.includes('image=42')")
+    wait_rendered(page)
+    assert loaded_images(page) == 13
+    assert not errors
+
+
+@pytest.mark.parametrize("path, name, min_images", [
+    ("", "overview", 0), ("metrics?model=vdc_type", "metrics", 0),
+    ("clusters?model=vdc_color", "clusters", 24), ("outliers?model=consensus", "outliers", 24)])
+def test_page_renders(browser_page, path, name, min_images):
+    base, page, errors = browser_page
+    visit(page, f"{base}/{path}")
+    assert page.locator("h1").first.inner_text()
+    assert loaded_images(page) >= min_images
+    if name in ("overview", "metrics", "clusters"):
+        page.wait_for_selector("canvas, svg.marks", timeout=30000)  # the Vega chart drew
+    shot(page, name)
+    assert not errors
+
+
+def test_map_region_selection_lists_images(browser_page):
+    base, page, errors = browser_page
+    visit(page, f"{base}/clusters?model=vdc_color")
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    box = chart.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.8, steps=8)
+    page.mouse.up()
+    page.get_by_text("Selected region:").wait_for(timeout=30000)
+    wait_rendered(page)
+    assert loaded_images(page) > 24
+    shot(page, "clusters-region")
+    assert not errors

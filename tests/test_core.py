@@ -1,0 +1,118 @@
+"""Core steps against exact or reference answers."""
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
+from sklearn.neighbors import LocalOutlierFactor
+
+from lib import cluster, embed, neighbors, outliers, reduce
+
+
+def test_pca_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(3000, 40)) @ rng.normal(size=(40, 40))).astype(np.float32)
+    model = reduce.fit_pca(X, target=0.9, chunk_rows=700)
+    ref = PCA().fit(X.astype(np.float64))
+    np.testing.assert_allclose(model.explained_variance_ratio, ref.explained_variance_ratio_, atol=1e-4)
+    k = model.n_components
+    assert k == np.searchsorted(np.cumsum(ref.explained_variance_ratio_), 0.9) + 1
+    # same subspace: projections agree up to sign per component
+    Z = reduce.transform(model, X, chunk_rows=500)
+    Zr = ref.transform(X)[:, :k]
+    for j in range(k):
+        assert abs(np.corrcoef(Z[:, j], Zr[:, j])[0, 1]) > 0.999
+
+
+def test_choose_components_rule():
+    ratio = np.array([0.5, 0.3, 0.15, 0.05])
+    assert reduce.choose_components(ratio, 0.8) == 2
+    assert reduce.choose_components(ratio, 0.81) == 3
+    assert reduce.choose_components(ratio, 0.99, max_components=2) == 2
+    assert reduce.choose_components(np.array([0.99, 0.01, 0.0]), 0.5) == 2  # at least 2
+
+
+def test_k_sweep_recovers_planted_k():
+    X, _ = make_blobs(n_samples=4000, centers=7, n_features=10, cluster_std=1.0, random_state=3)
+    scores = cluster.k_sweep(X.astype(np.float32), ks=range(2, 16), sample_size=3000, silhouette_size=1500)
+    assert [s["k"] for s in scores] == list(range(2, 16))
+    assert cluster.choose_k(scores) == 7
+
+
+def test_choose_k_is_not_just_the_largest_calinski_harabasz():
+    # CH prefers 2, the other two scores prefer 5: the vote goes to 5
+    scores = [dict(k=k, calinski_harabasz=100.0 - k, davies_bouldin=abs(k - 5) + 1.0,
+                   silhouette=0.5 - abs(k - 5) * 0.05, inertia=0.0) for k in range(2, 10)]
+    assert cluster.choose_k(scores) == 5
+
+
+def test_knn_recall_against_exact():
+    rng = np.random.default_rng(1)
+    X, _ = make_blobs(n_samples=6000, centers=20, n_features=24, cluster_std=3.0, random_state=1)
+    X = X.astype(np.float32)
+    idx, dist = neighbors.build_knn(X, 20, random_state=0)
+    assert idx.shape == (6000, 20) and (idx != np.arange(6000)[:, None]).all()
+    assert (np.diff(dist, axis=1) >= -1e-5).all()
+    q = rng.choice(6000, 500, replace=False)
+    exact_idx, exact_dist = neighbors.exact_knn(X, X[q], 11)
+    exact_idx = np.array([[j for j in row if j != i][:10] for row, i in zip(exact_idx, q)])
+    assert neighbors.recall_at_k(idx[q], exact_idx, 10) >= 0.95
+
+
+def test_exact_knn_excludes_self():
+    X = np.random.default_rng(0).normal(size=(300, 5)).astype(np.float32)
+    idx, dist = neighbors.exact_knn(X, X, 5, exclude_self=True)
+    assert (idx != np.arange(300)[:, None]).all()
+    d_full = np.linalg.norm(X[:, None] - X[None], axis=2)
+    np.fill_diagonal(d_full, np.inf)
+    np.testing.assert_allclose(dist[:, 0], d_full.min(axis=1), rtol=1e-4)
+
+
+def test_lof_from_table_matches_scikit_learn():
+    X, _ = make_blobs(n_samples=800, centers=3, n_features=5, random_state=0)
+    X = np.vstack([X, [[30, 30, 30, 30, 30]]]).astype(np.float32)
+    idx, dist = neighbors.exact_knn(X, X, 10, exclude_self=True)
+    ours = outliers.local_outlier_factor(idx, dist, k=10)
+    ref = -LocalOutlierFactor(n_neighbors=10).fit(X).negative_outlier_factor_
+    assert np.corrcoef(ours, ref)[0, 1] > 0.99
+    assert ours.argmax() == len(X) - 1
+
+
+def test_outlier_scores_find_planted_points():
+    X, y = make_blobs(n_samples=2000, centers=4, n_features=8, random_state=2)
+    rng = np.random.default_rng(2)
+    far = rng.normal(size=(20, 8)) * 25
+    Z = np.vstack([X, far]).astype(np.float32)
+    vehicles = np.concatenate([np.arange(2000) // 10, 200 + np.arange(20)])
+    idx, dist = neighbors.exact_knn(Z, Z, 20, exclude_self=True)
+    labels, centers, _ = cluster.fit_kmeans(Z, 4)
+    raw = outliers.all_scores(Z, idx, dist, labels, centers, vehicles)
+    assert set(raw) == set(outliers.SCORES)
+    combined = outliers.combine(raw)
+    top = np.argsort(-combined)[:40]
+    assert np.isin(np.arange(2000, 2020), top).mean() >= 0.9
+    flags = outliers.flagged_by(raw)
+    assert all(flags[i] for i in range(2000, 2020) if combined[i] > np.quantile(combined, 0.99))
+
+
+def test_vehicle_distance_leave_one_out():
+    Z = np.array([[0, 0], [2, 0], [10, 10], [5, 5]], dtype=np.float32)
+    d = outliers.vehicle_distance(Z, np.array([0, 0, 1, 2]))
+    np.testing.assert_allclose(d[:2], [2, 2])
+    assert d[2] == d[3] == 2  # single-photo vehicles get the median
+
+
+def test_percentile_rank():
+    r = outliers.percentile_rank(np.array([3.0, 1.0, 2.0, 2.0]))
+    np.testing.assert_allclose(r, [1.0, 0.25, 0.75, 0.75])
+
+
+def test_map_preserves_neighbours_better_than_chance():
+    X, _ = make_blobs(n_samples=3000, centers=6, n_features=10, random_state=4)
+    X = X.astype(np.float32)
+    idx, dist = neighbors.exact_knn(X, X, 20, exclude_self=True)
+    Y = embed.tsne_map(X, idx, dist, n_iter=150, exaggeration_iter=150, random_state=0)
+    assert Y.shape == (3000, 2) and np.isfinite(Y).all()
+    kept = embed.knn_preservation(X, Y, n_samples=500)
+    rand = embed.knn_preservation(X, np.random.default_rng(0).normal(size=(3000, 2)), n_samples=500)
+    assert kept > 0.15 > rand
+    assert embed.knn_preservation(X, X, n_samples=200) == pytest.approx(1.0)

@@ -1,0 +1,85 @@
+"""Every page under Streamlit's AppTest, against the demo database."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+TIMEOUT = 120
+
+
+def run_page(name, **params):
+    at = AppTest.from_file(f"../pages/{name}.py", default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def no_errors(at):
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def images(at):
+    return at.get("imgs")
+
+
+def test_overview(app_db):
+    at = run_page("overview")
+    no_errors(at)
+    labels = [m.label for m in at.metric]
+    assert labels[:3] == ["Images", "Vehicles", "Models"]
+    assert at.metric[2].value == "4"
+    assert len(at.dataframe) >= 1
+
+
+def test_metrics_page_follows_the_model(app_db):
+    at = run_page("metrics", model="vdc_color")
+    no_errors(at)
+    assert at.title[0].value == "Metrics: vdc_color"
+    assert at.sidebar.selectbox[0].value == "vdc_color"
+    assert "Chosen **k =" in at.markdown[0].value
+    at.sidebar.selectbox[0].set_value("osnet").run()
+    assert at.title[0].value == "Metrics: osnet"
+    assert at.query_params["model"] == ["osnet"]
+
+
+def test_clusters_page_shows_a_gallery(app_db):
+    at = run_page("clusters", model="vdc_type", cluster="1")
+    no_errors(at)
+    assert at.selectbox[0].value == 1
+    assert len(images(at)) == 24
+    assert "Cluster 1" in at.subheader[0].value
+
+
+def test_similar_page_from_the_url_and_clicking_a_neighbour(app_db):
+    at = run_page("similar", image="7", model="osnet")
+    no_errors(at)
+    assert at.text_input[0].value == "7"
+    assert len(images(at)) == 13  # the query and 12 neighbours
+    first = [b for b in at.button if b.label == "search from here"][0]
+    first.click().run()
+    no_errors(at)
+    new_id = at.query_params["image"][0]
+    assert new_id != "7" and at.text_input[0].value == new_id
+
+
+@pytest.mark.parametrize("bad, says", [("abc", "whole number"), ("99999999", "no image 99999999"), ("-1", "no image -1")])
+def test_similar_page_bad_ids_get_a_message(app_db, bad, says):
+    at = run_page("similar", image=bad)
+    no_errors(at)
+    assert says in at.warning[0].value
+    assert not images(at)
+
+
+def test_outliers_page_pages_through_the_ranking(app_db):
+    at = run_page("outliers", model="consensus", page="2")
+    no_errors(at)
+    assert at.number_input[0].value == 2
+    assert "Ranks 25–48" in at.markdown[0].value
+    assert len(images(at)) == 24
+    at = run_page("outliers", page="not-a-page")
+    no_errors(at)
+    assert at.number_input[0].value == 1
+
+
+def test_entry_point_navigates(app_db):
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=TIMEOUT).run()
+    no_errors(at)
+    assert at.title[0].value == "Vehicle cluster explorer"

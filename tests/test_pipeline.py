@@ -1,0 +1,156 @@
+"""The loader end to end on the demo dataset, against its planted truth."""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import numpy as np
+import pytest
+from sklearn.metrics import normalized_mutual_info_score as nmi
+
+from lib import neighbors, pipeline, store
+from lib.queries import Explorer
+
+from .tiny import TINY_CONFIG, make_tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def ex(demo_db):
+    e = Explorer(demo_db[0])
+    yield e
+    e.close()
+
+
+def test_every_table_is_complete(ex, truth):
+    n = len(truth)
+    assert ex.n_images == n
+    models = ex.models().set_index("model")
+    assert dict(models["dim"]) == {"efficientnet-b7": 2560, "osnet": 512, "vdc_color": 128, "vdc_type": 512}
+    assert (models["pca_dim"] <= 64).all() and (models["pca_dim"] >= 2).all()
+    for m in models.index:
+        assert ex.scalar("SELECT count(*) FROM assignments WHERE model = ?", [m]) == n
+        assert ex.scalar("SELECT count(*) FROM map WHERE model = ?", [m]) == n
+        assert ex.scalar("SELECT count(*) FROM outliers WHERE model = ?", [m]) == n
+        assert ex.scalar("SELECT count(*) FROM neighbors WHERE model = ?", [m]) == n * 20
+        assert ex.scalar("SELECT count(*) FROM k_scores WHERE model = ?", [m]) == 29
+        assert ex.scalar("SELECT count(*) FROM neighbors WHERE model = ? AND neighbor_id = image_id", [m]) == 0
+        table = models.loc[m, "vector_table"]
+        assert ex.scalar(f'SELECT typeof(vec) FROM "{table}" LIMIT 1') == f"FLOAT[{models.loc[m, 'pca_dim']}]"
+    assert ex.scalar("SELECT count(*) FROM outliers WHERE model = 'consensus'") == n
+    assert ex.scalar("SELECT count(*) FROM thumbnails") == n
+    # paths are relative to the image root and the vehicle id is the folder
+    row = ex.image(0)
+    assert row["path"].count("/") == 2 and row["path"].split("/")[1] == row["vehicle_id"]
+    assert str(truth.loc[0, "vehicle_id"]).zfill(5) == row["vehicle_id"].zfill(5)
+
+
+def labels(ex, model):
+    return ex.df("SELECT cluster FROM assignments WHERE model = ? ORDER BY image_id", [model])["cluster"].to_numpy()
+
+
+def test_colour_and_type_are_recovered(ex, truth):
+    normal = truth["is_outlier"].to_numpy() == 0
+    assert nmi(truth["color"][normal], labels(ex, "vdc_color")[normal]) >= 0.7
+    assert nmi(truth["type"][normal], labels(ex, "vdc_type")[normal]) >= 0.7
+
+
+def test_stored_neighbours_match_exact_search(ex):
+    for m in ("osnet", "vdc_color"):
+        table = store.vector_table(m)
+        Z = np.stack(ex.df(f'SELECT vec FROM "{table}" ORDER BY image_id')["vec"].to_numpy()).astype(np.float32)
+        q = np.random.default_rng(0).choice(len(Z), 300, replace=False)
+        exact, _ = neighbors.exact_knn(Z, Z[q], 11)
+        exact = np.array([[j for j in row if j != i][:10] for row, i in zip(exact, q)])
+        stored = np.stack([ex.similar(m, int(i), 10)["image_id"].to_numpy() for i in q])
+        assert neighbors.recall_at_k(stored, exact, 10) >= 0.95
+        # and SQL over the stored vectors gives the exact answer
+        sql = ex.similar_exact(m, int(q[0]), 10)["image_id"].to_numpy()
+        assert neighbors.recall_at_k(sql[None], exact[:1], 10) == 1.0
+
+
+def test_osnet_neighbours_are_mostly_the_same_vehicle(ex):
+    share = ex.scalar("""SELECT avg((a.vehicle_id = b.vehicle_id)::INT) FROM neighbors n
+                         JOIN images a ON a.image_id = n.image_id JOIN images b ON b.image_id = n.neighbor_id
+                         WHERE n.model = 'osnet' AND n.rank <= 5""")
+    assert share > 0.5
+
+
+def test_planted_outliers_rank_high(ex, truth):
+    ranks = ex.df("SELECT rank FROM outliers WHERE model = 'consensus' ORDER BY image_id")["rank"].to_numpy()
+    planted = truth["is_outlier"].to_numpy() == 1
+    assert planted.sum() > 0
+    assert (ranks[planted] <= 0.05 * len(ranks)).mean() >= 0.6
+
+
+def test_map_and_report(demo_db, ex):
+    _, report = demo_db
+    assert report["images"] == ex.n_images
+    assert report["image_status"]["ok"] == ex.n_images
+    pres = ex.models()["map_knn_preservation"]
+    assert (pres > 0.1).all() and (pres <= 1).all()
+    stages = ex.stages()
+    assert {"PCA", "k sweep", "neighbours", "2-D map", "outliers", "thumbnails"} <= set(stages["stage"])
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "lib", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: np.save(d / "descriptors" / "extra.npy", np.ones((5, 3), np.float32)), "has 5 rows but"),
+    (lambda d: (d / "descriptors" / "extra.pickle").write_bytes(b"\x80\x04garbage"), "extra.pickle: cannot read pickle"),
+    (lambda d: np.save(d / "descriptors" / "extra.npy", np.ones(300, np.float32)), "extra.npy: is a 1-D array"),
+])
+def test_bad_input_is_one_line_and_leaves_the_database_alone(tmp_path, breakage, message):
+    data = make_tiny(tmp_path / "data")
+    db = tmp_path / "db" / "v.duckdb"
+    pipeline.load(data, db, TINY_CONFIG)
+    before_target, before_digest = store.resolve(db), digest(store.resolve(db))
+    builds_before = sorted(store.builds_dir(db).iterdir())
+    breakage(data)
+    r = run_cli("load", str(data), "--db", str(db), "--k-max", "5")
+    assert r.returncode == 2
+    err = [l for l in r.stderr.strip().splitlines() if l.startswith("error:")]
+    assert len(err) == 1 and message in err[0] and "Traceback" not in r.stderr
+    assert store.resolve(db) == before_target and digest(before_target) == before_digest
+    assert sorted(store.builds_dir(db).iterdir()) == builds_before
+
+
+def test_rebuild_publishes_a_new_file_and_old_readers_keep_reading(tmp_path):
+    data = make_tiny(tmp_path / "data")
+    db = tmp_path / "v.duckdb"
+    pipeline.load(data, db, TINY_CONFIG)
+    first = store.resolve(db)
+    old = Explorer(db)
+    n_old = old.n_images
+    pipeline.load(data, db, TINY_CONFIG)
+    second = store.resolve(db)
+    assert second != first and os.path.islink(db)
+    assert old.scalar("SELECT count(*) FROM images") == n_old  # still served from the first file
+    with duckdb.connect(str(db), read_only=True) as con:  # any DuckDB client opens the link
+        assert con.execute("SELECT count(*) FROM images").fetchone()[0] == n_old
+    pipeline.load(data, db, TINY_CONFIG)
+    assert len(list(store.builds_dir(db).glob("*.duckdb"))) == 2  # older builds pruned
+    old.close()
+
+
+def test_missing_and_corrupt_images_get_a_status(tmp_path):
+    data = make_tiny(tmp_path / "data")
+    paths = (data / "images_paths.csv").read_text().splitlines()[1:]
+    rel = ["/".join(p.split("/")[-3:]) for p in paths]
+    (data / "raw_data" / rel[0]).unlink()
+    (data / "raw_data" / rel[1]).write_bytes(b"\xff\xd8\xff garbage")
+    report = pipeline.load(data, tmp_path / "v.duckdb", TINY_CONFIG)
+    assert report["image_status"]["missing"] == 1 and report["image_status"]["corrupt"] == 1
+    ex = Explorer(tmp_path / "v.duckdb")
+    thumbs = ex.thumbnails([0, 1, 2])
+    assert thumbs[0] == thumbs[1] != thumbs[2]  # the placeholder twice, a real thumbnail once
+    ex.close()

@@ -1,0 +1,127 @@
+"""Widgets shared by the pages: the database handle, the model picker, galleries.
+
+Layout only; every query is a method of :class:`lib.queries.Explorer`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from lib import store
+from lib.progress import Progress
+from lib.queries import Explorer
+
+ROOT = Path(__file__).resolve().parent
+DB_PATH = Path(os.environ.get("VEHICLE_DB", ROOT / "data" / "vehicles.duckdb"))
+DEMO_DIR = Path(os.environ.get("VEHICLE_DEMO_DIR", ROOT / "data" / "demo"))
+PAGES = {  # url path -> file, title
+    "overview": ("pages/overview.py", "Overview"),
+    "metrics": ("pages/metrics.py", "Metrics"),
+    "clusters": ("pages/clusters.py", "Clusters"),
+    "similar": ("pages/similar.py", "Similar"),
+    "outliers": ("pages/outliers.py", "Outliers"),
+}
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _explorer(build_path):
+    return Explorer(build_path)
+
+
+def _leave_legacy_pages_mode():
+    # Streamlit treats an app with a pages/ folder as a legacy (v1) multipage
+    # app until streamlit_app.py has called st.navigation once; a shared deep
+    # link opened first on a fresh server would run the page alone. Switch to
+    # st.navigation mode and rerun through streamlit_app.py.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def explorer():
+    """The Explorer of the newest complete build; a new build is picked up on the next rerun."""
+    _leave_legacy_pages_mode()
+    real = store.resolve(DB_PATH)
+    if real is None:
+        st.error(f"No database at `{DB_PATH}`. Build one with `python -m lib load DATA --db {DB_PATH}` "
+                 "or start the app with `make run`, which builds the demo.")
+        st.stop()
+    return _explorer(str(real))
+
+
+class StreamlitProgress(Progress):
+    """Loader stages shown as a Streamlit progress bar."""
+
+    def __init__(self, container):
+        super().__init__()
+        self.box = container
+        self.bar = None
+        self.total = self.done = 0
+
+    def start(self, name, total, model):
+        label = f"{model}: {name}" if model else name
+        self.total, self.done = total or 0, 0
+        self.bar = self.box.progress(0.0, text=label)
+        self.label = label
+
+    def advance(self, n=1):
+        self.done += n
+        if self.bar is not None and self.total:
+            self.bar.progress(min(1.0, self.done / self.total), text=self.label)
+
+    def end(self, name, model, seconds):
+        if self.bar is not None:
+            self.bar.progress(1.0, text=f"{self.label}: {seconds:.1f}s")
+
+
+def ensure_database():
+    """Build the demo database on first start, showing progress."""
+    if store.resolve(DB_PATH) is not None:
+        return
+    from lib import demo, pipeline
+
+    st.title("Building the demo database")
+    st.write("No database yet: generating the demo dataset and loading it. This happens once.")
+    box = st.container()
+    if not (DEMO_DIR / "images_paths.csv").exists():
+        bar = box.progress(0.0, text="rendering demo images")
+        demo.generate(DEMO_DIR, progress=lambda d, t: bar.progress(min(1.0, d / max(t, 1)), text="rendering demo images"))
+    pipeline.load(DEMO_DIR, DB_PATH, progress=StreamlitProgress(box))
+    st.rerun()
+
+
+def pick_model(ex, extra=()):
+    """Sidebar model picker, kept in the URL (``?model=``) so links carry it."""
+    names = list(extra) + ex.model_names()
+    wanted = st.query_params.get("model")
+    index = names.index(wanted) if wanted in names else (len(extra) if ex.model_names() else 0)
+    model = st.sidebar.selectbox("Model", names, index=index, key="model_picker")
+    st.query_params["model"] = model
+    return model
+
+
+def similar_link(model, image_id):
+    return f"/similar?model={model}&image={int(image_id)}"
+
+
+def gallery(ex, image_ids, captions=None, model=None, columns=6, buttons=None):
+    """A grid of thumbnails; each links to its similar-images page when ``model`` is given.
+
+    ``buttons``: optional label; a button under every image, returns the id clicked.
+    """
+    ids = [int(i) for i in image_ids]
+    thumbs = ex.thumbnails(ids)
+    clicked = None
+    cols = st.columns(columns)
+    for n, image_id in enumerate(ids):
+        with cols[n % columns]:
+            cap = captions[n] if captions is not None else f"#{image_id}"
+            st.image(thumbs[image_id], caption=cap, width="stretch",
+                     link=similar_link(model, image_id) if model else None)
+            if buttons and st.button(buttons, key=f"btn-{image_id}-{n}"):
+                clicked = image_id
+    return clicked
