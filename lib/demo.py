@@ -351,8 +351,10 @@ def _draw_plate(d, rect, det, cam):
     d.rectangle(rect, fill=_shade(_PLATE_BG[k], cam), outline=_shade((30, 30, 30), cam))
     h = y1 - y0
     if h >= 6:
+        # Font size limited by height and by width (glyphs are ~0.6 em wide).
+        size = min(h * 0.95, (x1 - x0) / (0.62 * len(det["plate"])))
         d.text(((x0 + x1) / 2, (y0 + y1) / 2), det["plate"], fill=_shade(_PLATE_FG[k], cam),
-               font=_font(h * 0.95), anchor="mm")
+               font=_font(size), anchor="mm")
 
 
 def _draw_side(d, box, tname, body, cam, det, lights=True):

@@ -11,9 +11,10 @@ so they are read through an unpickler that resolves an exact allow-list of
 from __future__ import annotations
 
 import csv
-import io
 import os
 import pickle
+import sys
+import struct
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -45,14 +46,33 @@ def _checked_dtype(*args, **kwargs):
     return dt
 
 
-def _checked_reconstruct(subtype, *args):
+class _PendingArray:
+    """Stands in for the ndarray while unpickling, so its data buffer (often a
+    memory map of the file) becomes the array without a copy."""
+
+    array = None
+
+    def __setstate__(self, state):
+        if len(state) == 5:
+            state = state[1:]
+        shape, dtype, fortran, raw = state
+        dtype = _checked_dtype(dtype)
+        if not isinstance(raw, (bytes, bytearray, memoryview, np.ndarray)):
+            raise pickle.UnpicklingError("array data is not a byte buffer")
+        count = int(np.prod(shape))
+        flat = np.frombuffer(raw, dtype=dtype, count=count)
+        self.array = flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _checked_reconstruct(subtype, shape, typecode):
     if subtype is not np.ndarray:
         raise pickle.UnpicklingError("only plain numpy arrays are allowed")
-    return np._core.multiarray._reconstruct(subtype, *args)
+    return _PendingArray()
 
 
 def _checked_frombuffer(buf, dtype, shape, order):
-    return np._core.numeric._frombuffer(buf, _checked_dtype(dtype), shape, order)
+    dtype = _checked_dtype(dtype)
+    return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape, order=order)
 
 
 _ALLOWED = {
@@ -64,9 +84,23 @@ for _core in ("numpy._core", "numpy.core"):  # numpy 2.x and 1.x pickles
     _ALLOWED[(f"{_core}.multiarray", "_reconstruct")] = _checked_reconstruct
     _ALLOWED[(f"{_core}.numeric", "_frombuffer")] = _checked_frombuffer
 
+MAP_THRESHOLD = 1 << 20  # byte strings at least this long are memory-mapped, not read
 
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals a numpy array pickle needs."""
+
+class SafeUnpickler(pickle._Unpickler):
+    """Unpickler that resolves only the globals a numpy array pickle needs.
+
+    Python's own implementation, so that large byte strings (the array data)
+    can be memory-mapped from the file instead of read into memory: a 4 GB
+    descriptor file then costs no more than its float32 array.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file, path):
+        super().__init__(file)
+        self._raw_file = file
+        self._path = str(path)
 
     def find_class(self, module, name):
         try:
@@ -76,9 +110,37 @@ class SafeUnpickler(pickle.Unpickler):
                 f"refused to load {module}.{name} (not a plain numpy array pickle)"
             ) from None
 
+    def _bytes(self, n):
+        frame = self._unframer.current_frame
+        if frame is not None and frame.tell() < len(frame.getbuffer()):
+            return self.read(n)  # inside a small frame: ordinary read
+        self._unframer.current_frame = None
+        if n < MAP_THRESHOLD:
+            return self.read(n)
+        offset = self._raw_file.tell()
+        if offset + n > os.fstat(self._raw_file.fileno()).st_size:
+            raise pickle.UnpicklingError("pickle data was truncated")
+        self._raw_file.seek(offset + n)
+        return np.memmap(self._path, dtype=np.uint8, mode="r", offset=offset, shape=(n,))
+
+    def _load_binbytes(self):
+        self.append(self._bytes(struct.unpack("<I", self.read(4))[0]))
+
+    def _load_binbytes8(self):
+        n = struct.unpack("<Q", self.read(8))[0]
+        if n > sys.maxsize:
+            raise pickle.UnpicklingError("BINBYTES8 exceeds system's maximum size")
+        self.append(self._bytes(n))
+
+    dispatch[pickle.BINBYTES[0]] = _load_binbytes
+    dispatch[pickle.BINBYTES8[0]] = _load_binbytes8
+    dispatch[pickle.BYTEARRAY8[0]] = _load_binbytes8
+
 
 def safe_load_pickle(path):
     """Load a pickled numpy array without running any other code.
+
+    Large arrays come back as read-only views of a memory map of the file.
 
     Parameters
     ----------
@@ -96,10 +158,12 @@ def safe_load_pickle(path):
     """
     try:
         with open(path, "rb") as f:
-            obj = SafeUnpickler(io.BufferedReader(f, 1 << 20)).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
-            AttributeError, IndexError, KeyError, MemoryError) as e:
+            obj = SafeUnpickler(f, path).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError,
+            AttributeError, IndexError, KeyError, MemoryError, struct.error) as e:
         raise InputError(path, f"cannot read pickle: {e}") from None
+    if isinstance(obj, _PendingArray):
+        obj = obj.array
     if not isinstance(obj, np.ndarray):
         raise InputError(path, f"holds {type(obj).__name__}, expected a numpy array")
     return obj
@@ -117,7 +181,7 @@ def load_array(path):
                                f"{MAX_DESCRIPTOR_BYTES / 2**30:.0f} GiB cap")
     if path.suffix == ".npy":
         try:
-            return np.load(path, allow_pickle=False)
+            return np.load(path, allow_pickle=False, mmap_mode="r")
         except (ValueError, OSError, EOFError) as e:
             raise InputError(path, f"cannot read .npy: {e}") from None
     return safe_load_pickle(path)
@@ -126,10 +190,11 @@ def load_array(path):
 def validate(arr, path, n_rows=None):
     """Check a descriptor array and return it as C-ordered float32.
 
-    A float32 input is returned as is and filled in place (no second copy of
-    a multi-GB matrix). Non-finite values (NaN, inf) are replaced by the column's mean over finite
-    values, so that the row keeps its place in every model; the number of rows
-    touched is returned so the load report can state it.
+    A C-ordered float32 input (often a read-only memory map of the file) is
+    returned as is: no second copy of a multi-GB matrix. Non-finite values
+    (NaN, inf) are replaced by the column's mean over finite values (in place
+    if writable, else in a copy), so that the row keeps its place in every
+    model; the number of rows touched is returned for the load report.
 
     Parameters
     ----------
@@ -144,17 +209,8 @@ def validate(arr, path, n_rows=None):
     X : numpy.ndarray of float32, shape (n, d)
     nonfinite_rows : int
     """
-    if arr.ndim != 2:
-        raise InputError(path, f"is a {arr.ndim}-D array, expected 2-D (rows x dims)")
-    if arr.dtype.kind not in "fiu":
-        raise InputError(path, f"has dtype {arr.dtype}, expected real numbers")
+    check(arr, path, n_rows)
     n, d = arr.shape
-    if n == 0 or d == 0:
-        raise InputError(path, f"is empty ({n} x {d})")
-    if d > MAX_DIM:
-        raise InputError(path, f"has {d} dims, over the {MAX_DIM} cap")
-    if n_rows is not None and n != n_rows:
-        raise InputError(path, f"has {n} rows but {PATHS_CSV} has {n_rows}")
     X = np.ascontiguousarray(arr, dtype=np.float32)
     del arr
     bad_rows = 0
@@ -167,6 +223,8 @@ def validate(arr, path, n_rows=None):
     if bad_rows:
         if bad_rows == n:
             raise InputError(path, "has no row without NaN or inf")
+        if not X.flags.writeable:  # a memory map of the user's file: fill a copy
+            X = np.array(X)
         col_mean = np.zeros(d, dtype=np.float64)
         col_count = np.zeros(d, dtype=np.int64)
         for start in range(0, n, 65536):
@@ -179,6 +237,21 @@ def validate(arr, path, n_rows=None):
             block = X[start:start + 65536]
             np.copyto(block, np.broadcast_to(col_mean, block.shape), where=~np.isfinite(block))
     return X, bad_rows
+
+
+def check(arr, path, n_rows=None):
+    """Raise InputError unless ``arr`` is a non-empty 2-D real array with ``n_rows`` rows."""
+    if arr.ndim != 2:
+        raise InputError(path, f"is a {arr.ndim}-D array, expected 2-D (rows x dims)")
+    if arr.dtype.kind not in "fiu":
+        raise InputError(path, f"has dtype {arr.dtype}, expected real numbers")
+    n, d = arr.shape
+    if n == 0 or d == 0:
+        raise InputError(path, f"is empty ({n} x {d})")
+    if d > MAX_DIM:
+        raise InputError(path, f"has {d} dims, over the {MAX_DIM} cap")
+    if n_rows is not None and n != n_rows:
+        raise InputError(path, f"has {n} rows but {PATHS_CSV} has {n_rows}")
 
 
 def discover(data_dir):

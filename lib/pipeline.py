@@ -72,7 +72,10 @@ def load(data_dir, db_path, config=None, progress=None):
             if missing:
                 raise descriptors.InputError(data_dir / "descriptors", f"no file for model(s) {', '.join(missing)}")
             files = {m: files[m] for m in cfg.models}
-    n = len(image_list)
+        n = len(image_list)
+        # fail before hours of work: reading is a memory map, so checking every file is cheap
+        for path in files.values():
+            descriptors.check(descriptors.load_array(path), path, n_rows=n)
     vehicle_codes = np.unique(np.array(image_list.vehicle_ids), return_inverse=True)[1].astype(np.int64)
 
     report = {"images": n, "models": {}}

@@ -15,12 +15,22 @@ def test_pca_matches_scikit_learn():
     ref = PCA().fit(X.astype(np.float64))
     np.testing.assert_allclose(model.explained_variance_ratio, ref.explained_variance_ratio_, atol=1e-4)
     k = model.n_components
-    assert k == np.searchsorted(np.cumsum(ref.explained_variance_ratio_), 0.9) + 1
+    at_90 = np.searchsorted(np.cumsum(ref.explained_variance_ratio_), 0.9) + 1
+    floor = reduce.noise_floor_components(ref.explained_variance_, len(X))
+    assert k == max(2, min(at_90, floor))
     # same subspace: projections agree up to sign per component
     Z = reduce.transform(model, X, chunk_rows=500)
     Zr = ref.transform(X)[:, :k]
     for j in range(k):
         assert abs(np.corrcoef(Z[:, j], Zr[:, j])[0, 1]) > 0.999
+
+
+def test_noise_floor_finds_the_signal_dimensions():
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(5000, 6)) * np.array([9, 8, 7, 6, 5, 4])
+    X = (np.hstack([signal, np.zeros((5000, 54))]) + rng.normal(size=(5000, 60))).astype(np.float32)
+    model = reduce.fit_pca(X, target=0.99)  # 99% would keep noise dims; the floor stops at the signal
+    assert model.n_components == 6
 
 
 def test_choose_components_rule():

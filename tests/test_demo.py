@@ -365,7 +365,8 @@ def test_pool_descriptors_match_unpooled(tmp_path):
     for name in demo.MODEL_DIMS:
         assert Path(a["paths"]["descriptors"][name]).read_bytes() == \
             Path(b["paths"]["descriptors"][name]).read_bytes()
-    assert (tmp_path / "p" / "truth.csv").read_bytes() == (tmp_path / "q" / "truth.csv").read_bytes()
+    for f in ("truth.csv", "images_paths.csv"):
+        assert (tmp_path / "p" / f).read_bytes() == (tmp_path / "q" / f).read_bytes()
 
 
 def test_bad_arguments(tmp_path):

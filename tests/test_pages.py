@@ -37,7 +37,7 @@ def test_metrics_page_follows_the_model(app_db):
     assert "Chosen **k =" in at.markdown[0].value
     at.sidebar.selectbox[0].set_value("osnet").run()
     assert at.title[0].value == "Metrics: osnet"
-    assert at.query_params["model"] == ["osnet"]
+    assert at.query_params["model"] == "osnet"
 
 
 def test_clusters_page_shows_a_gallery(app_db):
@@ -56,7 +56,7 @@ def test_similar_page_from_the_url_and_clicking_a_neighbour(app_db):
     first = [b for b in at.button if b.label == "search from here"][0]
     first.click().run()
     no_errors(at)
-    new_id = at.query_params["image"][0]
+    new_id = at.query_params["image"]
     assert new_id != "7" and at.text_input[0].value == new_id
 
 
