@@ -32,6 +32,8 @@ def _load(args):
 
     cfg = LoadConfig(ks=tuple(range(args.k_min, args.k_max + 1)), n_neighbors=args.neighbors,
                      random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs)
+    if args.map_iters:
+        cfg.map_iters = cfg.map_exaggeration_iters = args.map_iters
     report = load(args.dir, args.db, cfg, TerminalProgress())
     print(f"built {report['db']} in {report['seconds']:.1f}s: {report['images']} images")
     for m, info in report["models"].items():
@@ -61,6 +63,8 @@ def main(argv=None):
     p.add_argument("--neighbors", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--map-iters", type=int, default=None,
+                   help="t-SNE iterations per phase (early exaggeration, then normal); default 250 each")
     p.set_defaults(func=_load)
 
     args = parser.parse_args(argv)

@@ -57,13 +57,18 @@ def launch(playwright):
 
 
 def wait_rendered(page, timeout=60000):
-    """Wait until the page shows its title and Streamlit has stopped running the script."""
+    """Wait until the page shows its title and Streamlit has stopped running the script.
+
+    Returns the seconds from the document's navigation start until it went
+    idle (the 0.5 s of idleness used to confirm it is not counted).
+    """
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout)
     page.wait_for_function(
         """() => {
             const busy = document.querySelector('[data-testid="stStatusWidget"]')
                 || document.querySelector('[data-testid="stSkeleton"]');
             if (busy) { window.__idleSince = null; return false; }
-            window.__idleSince = window.__idleSince || Date.now();
-            return Date.now() - window.__idleSince > 500;
+            window.__idleSince = window.__idleSince || performance.now();
+            return performance.now() - window.__idleSince > 500;
         }""", timeout=timeout, polling=100)
+    return page.evaluate("() => window.__idleSince") / 1000
