@@ -45,7 +45,9 @@ def make_thumbnail(path, size=THUMB_SIZE):
                     return "too_large", None, None
                 im.draft("RGB", (size, size))  # JPEG decodes at 1/2..1/8 scale
                 im = im.convert("RGB")
-                im.thumbnail((size, size))
+                # bilinear is a third cheaper than the default bicubic and looks
+                # the same at thumbnail size; the stage touches every image
+                im.thumbnail((size, size), Image.Resampling.BILINEAR)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return "too_large", None, None
     except Exception:  # any decoder failure is a corrupt file, never a crash

@@ -48,13 +48,16 @@ def _drop_self(idx, dist, k):
     return out_idx.astype(np.int32), out_dist.astype(np.float32)
 
 
-def exact_knn(Z, queries, k, exclude_self=False, chunk_rows=1024):
+def exact_knn(Z, queries, k, exclude_self=False, chunk_rows=None):
     """Brute-force nearest neighbours of ``queries`` among the rows of ``Z``.
 
     With ``exclude_self``, ``queries`` must be ``Z`` itself (or its first rows)
-    and row i never lists itself.
+    and row i never lists itself. Queries go in chunks whose distance block
+    stays near 64 MB, so memory does not grow with the number of rows.
     """
     Z = np.asarray(Z, dtype=np.float32)
+    if chunk_rows is None:
+        chunk_rows = int(np.clip(2**24 // max(len(Z), 1), 16, 4096))
     zn = np.einsum("ij,ij->i", Z, Z)
     idx_out = np.empty((len(queries), k), dtype=np.int32)
     dist_out = np.empty((len(queries), k), dtype=np.float32)

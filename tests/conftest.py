@@ -20,7 +20,7 @@ def demo_dir(tmp_path_factory):
 def demo_db(demo_dir, tmp_path_factory):
     """A database built by the real loader; only the map runs fewer iterations."""
     db = tmp_path_factory.mktemp("db") / "vehicles.duckdb"
-    cfg = pipeline.LoadConfig(map_iters=150, map_exaggeration_iters=150)
+    cfg = pipeline.LoadConfig(map_iters=100, map_exaggeration_iters=100)
     report = pipeline.load(demo_dir, db, cfg)
     return db, report
 

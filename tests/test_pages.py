@@ -17,7 +17,7 @@ def no_errors(at):
 
 
 def images(at):
-    return at.get("imgs")
+    return at.image
 
 
 def test_overview(app_db):
