@@ -21,7 +21,7 @@ demo-db: venv
 	@test -e $(DB) || { test -f $(DEMO)/images_paths.csv || $(PY) -m lib demo $(DEMO); $(PY) -m lib load $(DEMO) --db $(DB); }
 
 run: demo-db
-	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+	VEHICLE_DB=$(DB) $(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
 
 # Debian's chromium for the browser tests (never a downloaded browser build)
 browser:

@@ -16,6 +16,7 @@ from lib.queries import Explorer
 ROOT = Path(__file__).resolve().parent
 DB_PATH = Path(os.environ.get("VEHICLE_DB", ROOT / "data" / "vehicles.duckdb"))
 DEMO_DIR = Path(os.environ.get("VEHICLE_DEMO_DIR", ROOT / "data" / "demo"))
+DEMO_VEHICLES = int(os.environ.get("VEHICLE_DEMO_VEHICLES", "600"))
 PAGES = {  # url path -> file, title
     "overview": ("pages/overview.py", "Overview"),
     "metrics": ("pages/metrics.py", "Metrics"),
@@ -89,7 +90,7 @@ def ensure_database():
     box = st.container()
     if not (DEMO_DIR / "images_paths.csv").exists():
         bar = box.progress(0.0, text="rendering demo images")
-        demo.generate(DEMO_DIR, progress=lambda d, t: bar.progress(min(1.0, d / max(t, 1)), text="rendering demo images"))
+        demo.generate(DEMO_DIR, n_vehicles=DEMO_VEHICLES, progress=lambda d, t: bar.progress(min(1.0, d / max(t, 1)), text="rendering demo images"))
     pipeline.load(DEMO_DIR, DB_PATH, progress=StreamlitProgress(box))
     st.rerun()
 

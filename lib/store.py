@@ -101,6 +101,11 @@ class Writer:
         self.con = None
         with open(self.build_path, "rb") as f:
             os.fsync(f.fileno())
+        # only complete builds carry the .duckdb suffix: a killed load leaves a
+        # .partial that never counts as a build and is never served
+        done = self.build_path.with_suffix("")
+        os.replace(self.build_path, done)
+        self.build_path = done
         publish(self.db_path, self.build_path)
         prune(self.db_path, keep=keep)
 
@@ -130,7 +135,7 @@ def new_build_path(db_path):
     d = builds_dir(db_path)
     d.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    return d / f"{Path(db_path).stem}-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}.duckdb"
+    return d / f"{Path(db_path).stem}-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}.duckdb.partial"
 
 
 def publish(db_path, build_path):
@@ -151,6 +156,9 @@ def publish(db_path, build_path):
 
 def prune(db_path, keep=2):
     """Delete all but the ``keep`` newest complete builds (never the current one).
+
+    Unfinished ``.partial`` files are left alone: one may belong to a load
+    still running.
 
     Readers that still have an old file open keep reading it: on POSIX an
     unlinked file lives until its last handle closes.

@@ -25,7 +25,7 @@ base = alt.Chart(long).encode(x=alt.X("k:Q", title="k"))
 line = base.mark_line(point=True).encode(y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
                                          tooltip=["k", "score", alt.Tooltip("value:Q", format=".4g")])
 rule = alt.Chart(long).mark_rule(color="red", strokeDash=[4, 3]).encode(x="k:Q").transform_filter(f"datum.k == {k}")
-st.altair_chart((line + rule).properties(width=300, height=190)
+st.altair_chart((line + rule).properties(width=240, height=170)
                 .facet(facet=alt.Facet("score:N", title=None, sort=list(titles.values())), columns=3)
                 .resolve_scale(y="independent"))
 
@@ -33,7 +33,8 @@ st.subheader("PCA explained variance")
 curve = ex.pca_curve(model, max_components=max(200, 2 * int(info["pca_dim"])))
 pca_dim = int(info["pca_dim"])
 st.write(f"{int(info['dim'])} descriptor dims reduced to **{pca_dim}** components, keeping "
-         f"**{info['explained_variance']:.1%}** of the variance (rule: fewest components reaching 90%, at most 64).")
+         f"**{info['explained_variance']:.1%}** of the variance (rule: fewest components reaching 90%, "
+         "none below the noise floor (Gavish–Donoho threshold), between 2 and 64).")
 c = alt.Chart(curve).mark_line().encode(
     x=alt.X("component:Q"), y=alt.Y("cumulative:Q", title="cumulative explained variance", scale=alt.Scale(domain=[0, 1])),
     tooltip=["component", alt.Tooltip("cumulative:Q", format=".1%")])

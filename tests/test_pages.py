@@ -83,3 +83,25 @@ def test_entry_point_navigates(app_db):
     at = AppTest.from_file("../streamlit_app.py", default_timeout=TIMEOUT).run()
     no_errors(at)
     assert at.title[0].value == "Vehicle cluster explorer"
+
+
+def test_first_start_builds_the_demo_database(tmp_path, monkeypatch):
+    import ui
+    from lib import pipeline
+
+    from .tiny import TINY_CONFIG
+
+    db = tmp_path / "fresh.duckdb"
+    monkeypatch.setattr(ui, "DB_PATH", db)
+    monkeypatch.setattr(ui, "DEMO_DIR", tmp_path / "demo")
+    monkeypatch.setattr(ui, "DEMO_VEHICLES", 30)
+    real_load = pipeline.load
+    monkeypatch.setattr(pipeline, "load", lambda d, path, config=None, progress=None:
+                        real_load(d, path, TINY_CONFIG, progress))  # fewer k and map steps
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=600).run()
+    no_errors(at)
+    assert db.is_symlink() and (tmp_path / "demo" / "images_paths.csv").exists()
+    at.run()  # the rerun after the build shows the app
+    no_errors(at)
+    assert at.title[0].value == "Vehicle cluster explorer"
+    assert at.metric[2].value == "4"

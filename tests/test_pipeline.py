@@ -154,3 +154,27 @@ def test_missing_and_corrupt_images_get_a_status(tmp_path):
     thumbs = ex.thumbnails([0, 1, 2])
     assert thumbs[0] == thumbs[1] != thumbs[2]  # the placeholder twice, a real thumbnail once
     ex.close()
+
+
+def test_killed_load_leaves_the_previous_database_serving(tmp_path):
+    import signal
+    import time
+
+    data = make_tiny(tmp_path / "data")
+    db = tmp_path / "v.duckdb"
+    pipeline.load(data, db, TINY_CONFIG)
+    before = store.resolve(db)
+    proc = subprocess.Popen([sys.executable, "-m", "lib", "load", str(data), "--db", str(db), "--k-max", "5"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(store.builds_dir(db).glob("*.partial")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # well inside the per-model stages
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(store.builds_dir(db).glob("*.partial")), "the load finished before it could be killed"
+    assert store.resolve(db) == before
+    ex = Explorer(db)
+    assert ex.n_images == 300 and len(ex.similar("alpha", 0, 5)) == 5
+    ex.close()
+    assert len(list(store.builds_dir(db).glob("*.duckdb"))) == 1
