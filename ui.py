@@ -79,6 +79,29 @@ class StreamlitProgress(Progress):
             self.bar.progress(1.0, text=f"{self.label}: {seconds:.1f}s")
 
 
+def require_password():
+    """When ``password`` is set in st.secrets, show nothing else until it is given.
+
+    Called by streamlit_app.py before navigation, so it guards every page.
+    """
+    import hmac
+
+    try:
+        expected = st.secrets.get("password")
+    except FileNotFoundError:  # no secrets file at all: an open app
+        expected = None
+    if not expected or st.session_state.get("signed_in"):
+        return
+    st.title("Vehicle cluster explorer")
+    given = st.text_input("Password", type="password")
+    if given and hmac.compare_digest(given.encode(), str(expected).encode()):
+        st.session_state["signed_in"] = True
+        st.rerun()
+    if given:
+        st.error("Wrong password.")
+    st.stop()
+
+
 def ensure_database():
     """Build the demo database on first start, showing progress."""
     if store.resolve(DB_PATH) is not None:

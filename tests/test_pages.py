@@ -105,3 +105,16 @@ def test_first_start_builds_the_demo_database(tmp_path, monkeypatch):
     no_errors(at)
     assert at.title[0].value == "Vehicle cluster explorer"
     assert at.metric[2].value == "4"
+
+
+def test_password_gate_shows_no_data_before_sign_in(app_db):
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=TIMEOUT)
+    at.secrets["password"] = "s3cret"
+    at.run()
+    no_errors(at)
+    assert not at.metric and not at.dataframe and not at.image  # nothing of the data
+    at.text_input[0].input("wrong").run()
+    assert "Wrong password" in at.error[0].value and not at.metric
+    at.text_input[0].input("s3cret").run()
+    no_errors(at)
+    assert at.title[0].value == "Vehicle cluster explorer" and at.metric[0].label == "Images"
