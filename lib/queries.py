@@ -11,6 +11,7 @@ own cursor, so one Explorer can serve many threads.
 """
 from __future__ import annotations
 
+import functools
 import json
 
 from . import images, store
@@ -97,6 +98,7 @@ class Explorer:
         return self.df("""SELECT cluster, size, size / sum(size) OVER () AS share, color_name
                           FROM clusters WHERE model = ? ORDER BY cluster""", [model])
 
+    @functools.lru_cache(maxsize=16)  # a build never changes; every Clusters rerun asks again
     def map_points(self, model, n=8000, seed=0):
         """A sample of the map for drawing; every cluster keeps at least 40 points.
 
