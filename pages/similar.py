@@ -23,7 +23,8 @@ with q1:
 with q2:
     st.markdown(f"**Vehicle** `{info['vehicle_id']}` · **path** `{info['path']}` · "
                 f"**cluster** {ex.assignment(model, image_id)} under {model}")
-    st.caption("Share this page's URL to show the same query. Click a neighbour, or its button, to search from it.")
+    st.caption("Share this page's URL to show the same query. 'search from here' makes a neighbour the query "
+               "in this tab; clicking a picture opens its own similar page in a new tab.")
 
 nb = ex.similar(model, image_id, k)
 st.subheader(f"{len(nb)} nearest under {model}")
