@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 
 from . import images, store
 
@@ -52,7 +53,7 @@ class Explorer:
             "built_at": meta.get("built_at"),
             "load_seconds": float(meta.get("load_seconds", "nan")),
             "image_status": json.loads(meta.get("image_status", "{}")),
-            "build": self.build_path,
+            "build": os.path.basename(self.build_path),  # a file name, never the server's paths
         }
 
     def models(self):

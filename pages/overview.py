@@ -3,6 +3,7 @@ import altair as alt
 import streamlit as st
 
 import ui
+from lib.images import COLOR_NAMES
 
 ex = ui.explorer()
 s = ex.summary()
@@ -39,8 +40,12 @@ st.caption("Scores are for the final clustering at the chosen k, computed on a r
 st.subheader("Cluster sizes")
 model = ui.pick_model(ex)
 cl = ex.clusters(model)
-st.altair_chart(alt.Chart(cl).mark_bar().encode(
-    x=alt.X("cluster:O"), y=alt.Y("size:Q"), color=alt.Color("cluster:N", legend=None),
+names = list(COLOR_NAMES)
+palette = ["#%02x%02x%02x" % COLOR_NAMES[n] for n in names]
+st.caption("Bars are coloured by the most common colour measured at the centre of the cluster's images.")
+st.altair_chart(alt.Chart(cl).mark_bar(stroke="#888", strokeWidth=0.5).encode(
+    x=alt.X("cluster:O"), y=alt.Y("size:Q"),
+    color=alt.Color("color_name:N", title="centre colour", scale=alt.Scale(domain=names, range=palette)),
     tooltip=["cluster", "size", alt.Tooltip("share:Q", format=".1%"), "color_name"]), width="stretch")
 
 with st.expander("Load stages"):
