@@ -56,12 +56,9 @@ class _PendingArray:
         if len(state) == 5:
             state = state[1:]
         shape, dtype, fortran, raw = state
-        dtype = _checked_dtype(dtype)
         if not isinstance(raw, (bytes, bytearray, memoryview, np.ndarray)):
             raise pickle.UnpicklingError("array data is not a byte buffer")
-        count = int(np.prod(shape))
-        flat = np.frombuffer(raw, dtype=dtype, count=count)
-        self.array = flat.reshape(shape, order="F" if fortran else "C")
+        self.array = _checked_frombuffer(raw, dtype, shape, "F" if fortran else "C")
 
 
 def _checked_reconstruct(subtype, shape, typecode):
@@ -71,8 +68,9 @@ def _checked_reconstruct(subtype, shape, typecode):
 
 
 def _checked_frombuffer(buf, dtype, shape, order):
-    dtype = _checked_dtype(dtype)
-    return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape, order=order)
+    """The array over ``buf`` (no copy), as numpy's own ``_frombuffer`` builds it."""
+    flat = np.frombuffer(buf, dtype=_checked_dtype(dtype), count=int(np.prod(shape)))
+    return flat.reshape(shape, order=order)
 
 
 _ALLOWED = {

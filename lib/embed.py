@@ -66,12 +66,6 @@ def knn_preservation(Z, Y, n_samples=2000, k=10, random_state=0):
     """Share of each sampled point's ``k`` nearest neighbours in ``Z`` that are
     also among its ``k`` nearest on the map ``Y`` (exact on both sides)."""
     idx = sample_rows(len(Z), n_samples, random_state)
-    hi, _ = exact_knn(Z, Z[idx], k + 1)
-    lo, _ = exact_knn(Y, Y[idx], k + 1)
-    hits = []
-    for row, (h, l) in enumerate(zip(hi, lo)):
-        me = idx[row]
-        h = [j for j in h if j != me][:k]
-        l = [j for j in l if j != me][:k]
-        hits.append(len(set(h) & set(l)) / k)
-    return float(np.mean(hits))
+    hi, _ = exact_knn(Z, Z[idx], k, query_ids=idx)
+    lo, _ = exact_knn(Y, Y[idx], k, query_ids=idx)
+    return float(np.mean([len(np.intersect1d(h, l)) / k for h, l in zip(hi, lo)]))

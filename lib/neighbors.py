@@ -48,14 +48,17 @@ def _drop_self(idx, dist, k):
     return out_idx.astype(np.int32), out_dist.astype(np.float32)
 
 
-def exact_knn(Z, queries, k, exclude_self=False, chunk_rows=None):
+def exact_knn(Z, queries, k, exclude_self=False, chunk_rows=None, query_ids=None):
     """Brute-force nearest neighbours of ``queries`` among the rows of ``Z``.
 
-    With ``exclude_self``, ``queries`` must be ``Z`` itself (or its first rows)
-    and row i never lists itself. Queries go in chunks whose distance block
-    stays near 64 MB, so memory does not grow with the number of rows.
+    ``query_ids`` gives each query's own row in ``Z``, which is then never
+    listed; ``exclude_self`` is the shorthand for queries that are the first
+    rows of ``Z``. Queries go in chunks whose distance block stays near
+    64 MB, so memory does not grow with the number of rows.
     """
     Z = np.asarray(Z, dtype=np.float32)
+    if exclude_self and query_ids is None:
+        query_ids = np.arange(len(queries))
     if chunk_rows is None:
         chunk_rows = int(np.clip(2**24 // max(len(Z), 1), 16, 4096))
     zn = np.einsum("ij,ij->i", Z, Z)
@@ -64,8 +67,8 @@ def exact_knn(Z, queries, k, exclude_self=False, chunk_rows=None):
     for start in range(0, len(queries), chunk_rows):
         q = np.asarray(queries[start:start + chunk_rows], dtype=np.float32)
         d2 = zn[None, :] - 2 * q @ Z.T + np.einsum("ij,ij->i", q, q)[:, None]
-        if exclude_self:
-            d2[np.arange(len(q)), np.arange(start, start + len(q))] = np.inf
+        if query_ids is not None:
+            d2[np.arange(len(q)), query_ids[start:start + len(q)]] = np.inf
         part = np.argpartition(d2, k, axis=1)[:, :k]
         pd = np.take_along_axis(d2, part, axis=1)
         order = np.argsort(pd, axis=1)
