@@ -7,7 +7,7 @@ DB ?= data/vehicles.duckdb
 DEMO ?= data/demo
 PORT ?= 8501
 
-.PHONY: run test venv browser demo-db bench clean
+.PHONY: run test venv browser demo-db bench scaling clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,11 @@ browser:
 test: venv browser
 	$(PY) -m pytest
 
-bench: venv
+bench: venv browser
 	$(PY) -m bench
+
+scaling: venv
+	$(PY) -m bench.scaling
 
 clean:
 	rm -rf .pytest_cache

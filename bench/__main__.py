@@ -29,6 +29,9 @@ from lib import demo, neighbors  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
 
 
+PARTS = ("load", "peers", "app")
+
+
 def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -176,20 +179,26 @@ def app_figures(db):
 def report(res):
     L = []
     L.append("# Benchmarks\n")
-    L.append(f"Made by `make bench` (`python -m bench{res['args']}`) on {res['when']}, "
-             f"{os.cpu_count()} cores. Data: the demo generator at {res['vehicles']:,} vehicles = "
-             f"{res['rows']:,} images, descriptors of the real dims (2560 + 512 + 128 + 512 float32), "
-             "JPEG crops of 320×240.\n")
+    L.append(f"Made by `make bench` on {os.cpu_count()} cores. Data: the demo generator at {res['vehicles']:,} "
+             f"vehicles = {res['rows']:,} images, descriptors of the real dims (2560 + 512 + 128 + 512 float32), "
+             "JPEG crops of 320×240. Measured:\n")
+    for part, stamp in res.get("measured", {}).items():
+        L.append(f"- {part}: {stamp}")
+    L.append("")
     L.append("## Loader\n")
     L.append(f"`python -m lib load` on all models, all stages: **{res['load_wall_s'] / 60:.1f} min wall**, "
              f"**{res['load_peak_mb'] / 1024:.2f} GiB peak resident memory** (`/usr/bin/time -v`). "
              "Targets: 30 min, 10 GB.\n")
-    L.append("| stage | model | seconds | peak RSS so far (MiB) |\n|---|---|---:|---:|")
+    L.append("| stage | model | wall s | CPU s | peak RSS so far (MiB) |\n|---|---|---:|---:|---:|")
     for s in res["stages"]:
-        L.append(f"| {s['stage']} | {s['model'] or ''} | {s['seconds']:.1f} | {s['peak_rss_mb']:.0f} |")
+        cpu = s.get("cpu_seconds")
+        L.append(f"| {s['stage']} | {s['model'] or ''} | {s['seconds']:.1f} | "
+                 f"{'—' if cpu is None else f'{cpu:.1f}'} | {s['peak_rss_mb']:.0f} |")
     L.append("\nSampled stages: the k sweep fits and scores KMeans on a random sample of 20,000 rows "
              "(silhouette on 5,000); every other stage runs on all rows.\n")
-    p = res["peers"]
+    p = res.get("peers")
+    if not p:
+        return "\n".join(L + ["Peers not measured yet: `python -m bench --parts peers`."]) + "\n"
     L.append(f"## Peers, same run, same data ({p['model']}: {p['rows']:,} rows × {p['dims']} PCA dims)\n")
     L.append("| task | ours | peer | ratio |\n|---|---|---|---:|")
     sk = p["sklearn_tsne"]
@@ -246,6 +255,8 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     ap.add_argument("--peer-model", default="vdc_color")
     ap.add_argument("--sample-peers", action="store_true", help="run openTSNE/UMAP on 20k rows, not all")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help="what to measure (default all); the rest is kept from the saved benchmarks.json")
     ap.add_argument("--loader-args", default="", help="extra arguments for python -m lib load (quick CI runs)")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -254,23 +265,42 @@ def main(argv=None):
     res = {"vehicles": args.vehicles, "when": time.strftime("%Y-%m-%d %H:%M"),
            "args": "".join(" " + a for a in (sys.argv[1:] if argv is None else argv))}
 
-    data, gen_s = dataset(work, args.vehicles)
-    res["generate_s"] = gen_s
-    db = work / f"db-{args.vehicles}" / "vehicles.duckdb"
-    log("loading (all models, all stages)")
-    res["load_wall_s"], res["load_peak_mb"] = run_loader(data, db, args.loader_args.split())
-    ex = Explorer(db)
-    res["rows"] = ex.n_images
-    res["stages"] = ex.stages().replace({np.nan: None}).to_dict("records")
-    log(f"loaded in {res['load_wall_s']:.0f}s, peak {res['load_peak_mb']:.0f} MiB; peers on {args.peer_model}")
-    res["peers"] = peers(ex, args.peer_model, not args.sample_peers, rng)
-    ex.close()
-    log("app figures")
-    res["app"] = app_figures(db)
+    parts = set(args.parts.split(","))
+    if not parts <= set(PARTS):
+        raise SystemExit(f"error: --parts: unknown part(s) {', '.join(sorted(parts - set(PARTS)))}")
     out = Path(args.out)
+    saved = out.with_name("benchmarks.json")
+    if parts != set(PARTS) and saved.exists():
+        # a partial run keeps the other parts' numbers from the saved run, each with its own date
+        res = {**json.loads(saved.read_text()), "args": res["args"], "when": res["when"]}
+    res.setdefault("measured", {})
+    stamp = f"{res['when']} by `python -m bench{res['args']}`"
+
+    data, gen_s = dataset(work, args.vehicles)
+    db = work / f"db-{args.vehicles}" / "vehicles.duckdb"
+    if "load" in parts:
+        res["generate_s"] = gen_s
+        log("loading (all models, all stages)")
+        res["load_wall_s"], res["load_peak_mb"] = run_loader(data, db, args.loader_args.split())
+        ex = Explorer(db)
+        res["rows"] = ex.n_images
+        res["stages"] = ex.stages().replace({np.nan: None}).to_dict("records")
+        ex.close()
+        res["measured"]["load"] = stamp
+        log(f"loaded in {res['load_wall_s']:.0f}s, peak {res['load_peak_mb']:.0f} MiB")
+    if "peers" in parts:
+        log(f"peers on {args.peer_model}")
+        ex = Explorer(db)
+        res["peers"] = peers(ex, args.peer_model, not args.sample_peers, rng)
+        ex.close()
+        res["measured"]["peers"] = stamp
+    if "app" in parts:
+        log("app figures")
+        res["app"] = app_figures(db)
+        res["measured"]["app"] = stamp
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report(res))
-    out.with_name("benchmarks.json").write_text(json.dumps(res, indent=1, default=float))
+    saved.write_text(json.dumps(res, indent=1, default=float))
     log(f"wrote {out}")
     return res
 

@@ -97,9 +97,8 @@ def load(data_dir, db_path, config=None, progress=None):
             status_counts = _store_thumbnails(db, data_dir, image_list, cfg, advance)
         report["image_status"] = status_counts
 
-        db.insert("stages", {
-            "stage": [r[0] for r in prog.records], "model": [r[1] for r in prog.records],
-            "seconds": [r[2] for r in prog.records], "peak_rss_mb": [r[3] for r in prog.records]})
+        columns = ("stage", "model", "seconds", "cpu_seconds", "peak_rss_mb")
+        db.insert("stages", {c: [r[i] for r in prog.records] for i, c in enumerate(columns)})
         db.set_meta(data_dir=str(data_dir.resolve()), n_images=n, built_at=time.strftime("%Y-%m-%d %H:%M:%S"),
                     config=json.dumps(asdict(cfg)), image_status=json.dumps(status_counts),
                     load_seconds=f"{time.perf_counter() - t_start:.1f}")

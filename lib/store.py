@@ -40,7 +40,7 @@ CREATE TABLE outliers(model VARCHAR, image_id INTEGER, score FLOAT, rank INTEGER
 CREATE TABLE outlier_scores(
     model VARCHAR, image_id INTEGER, knn FLOAT, lof FLOAT, centroid FLOAT,
     iforest FLOAT, vehicle FLOAT);
-CREATE TABLE stages(stage VARCHAR, model VARCHAR, seconds DOUBLE, peak_rss_mb DOUBLE);
+CREATE TABLE stages(stage VARCHAR, model VARCHAR, seconds DOUBLE, cpu_seconds DOUBLE, peak_rss_mb DOUBLE);
 """
 
 

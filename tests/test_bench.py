@@ -18,3 +18,41 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     assert {s["stage"] for s in res["stages"]} >= {"PCA", "k sweep", "neighbours", "2-D map", "thumbnails"}
     saved = json.loads((tmp_path / "benchmarks.json").read_text())
     assert saved["rows"] == res["rows"]
+
+
+def test_bench_partial_run_keeps_the_other_parts_with_their_dates(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    args = ["--vehicles", "30", "--work", str(tmp_path / "work"), "--out", str(out), "--sample-peers",
+            "--loader-args=--k-max 4 --map-iters 50 --model vdc_color"]
+    first = main(args + ["--parts", "load,peers"])
+    again = main(args + ["--parts", "peers"])
+    assert again["load_wall_s"] == first["load_wall_s"]  # kept, not re-measured
+    assert again["measured"]["load"] == first["measured"]["load"]
+    assert "--parts peers" in again["measured"]["peers"]
+    assert "--parts peers" in out.read_text() and "--parts load,peers" in out.read_text()
+
+
+def test_growth_exponent_recovers_a_power_law():
+    import numpy as np
+
+    from bench.scaling import growth_exponent
+
+    n = np.array([50_000, 100_000, 200_000, 416_000])
+    assert abs(growth_exponent(n, 3e-4 * n**1.3) - 1.3) < 1e-9
+    assert abs(growth_exponent(n, 7.0 * n) - 1.0) < 1e-9
+    assert np.isnan(growth_exponent(n[:1], [1.0]))
+
+
+def test_scaling_runs_and_reports_every_stage(tmp_path):
+    from bench.scaling import main as scaling
+
+    out = tmp_path / "SCALING.md"
+    res = scaling(["--images", "300,700", "--work", str(tmp_path / "work"), "--out", str(out),
+                   "--loader-args=--k-max 4 --map-iters 50 --model vdc_color"])
+    rows = [r["rows"] for r in res["runs"]]
+    assert rows[0] < rows[1]
+    for stage in ("PCA", "k sweep", "neighbours", "2-D map", "thumbnails", "whole load"):
+        assert stage in res["exponents"]
+    assert all(r["stages"]["thumbnails"]["cpu_seconds"] > 0 for r in res["runs"])
+    text = out.read_text()
+    assert "| **whole load** |" in text and "Past one machine" in text
