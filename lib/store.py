@@ -41,6 +41,9 @@ CREATE TABLE outlier_scores(
     model VARCHAR, image_id INTEGER, knn FLOAT, lof FLOAT, centroid FLOAT,
     iforest FLOAT, vehicle FLOAT);
 CREATE TABLE stages(stage VARCHAR, model VARCHAR, seconds DOUBLE, peak_rss_mb DOUBLE);
+CREATE TABLE pca_mean(model VARCHAR, mean DOUBLE[]);
+CREATE TABLE pca_components(model VARCHAR, component INTEGER, loadings FLOAT[]);
+CREATE TABLE cluster_centres(model VARCHAR, cluster INTEGER, centre FLOAT[], distance_q99 DOUBLE);
 """
 
 
@@ -63,6 +66,16 @@ def _arrow(columns):
     return pa.Table.from_arrays(arrays, names=names)
 
 
+def insert(con, table, columns):
+    """Append rows given as ``{column: array or list}`` to ``table`` through Arrow."""
+    con.register("_incoming", _arrow(columns))
+    try:
+        cols = ", ".join(f'"{c}"' for c in columns)
+        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _incoming')
+    finally:
+        con.unregister("_incoming")
+
+
 class Writer:
     """Writes one build file. Use as a context manager; :meth:`publish` at the end."""
 
@@ -75,13 +88,7 @@ class Writer:
 
     def insert(self, table, columns):
         """Append rows given as ``{column: array or list}``, in table column order."""
-        tbl = _arrow(columns)
-        self.con.register("_incoming", tbl)
-        try:
-            cols = ", ".join(f'"{c}"' for c in columns)
-            self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _incoming')
-        finally:
-            self.con.unregister("_incoming")
+        insert(self.con, table, columns)
 
     def create_vectors(self, model, Z):
         """Store reduced descriptors as ``FLOAT[d]`` arrays (similarity in SQL)."""
