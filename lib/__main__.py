@@ -58,9 +58,7 @@ def _assign(args):
     from .assign import assign
     from .progress import TerminalProgress
 
-    prog = TerminalProgress()
-    with prog.stage("assign and thumbnails") as advance:
-        r = assign(args.dir, args.db, name=args.name, n_jobs=args.jobs, progress=advance)
+    r = assign(args.dir, args.db, name=args.name, n_jobs=args.jobs, progress=TerminalProgress())
     print(f"batch {r['name']}: {r['images']} images assigned against build {r['build']} -> {r['path']}")
     for m, info in r["models"].items():
         print(f"  {m}: {info['novel']} novel, mean confidence {info['mean_confidence']:.2f}")

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import batches, descriptors, images, projection, store
 from .descriptors import InputError
+from .progress import Progress
 
 
 def _check_inputs(con, db_path, new_dir):
@@ -53,6 +54,22 @@ def _check_inputs(con, db_path, new_dir):
     return image_list, arrays, models, sorted(set(files) - needed)
 
 
+def _store_images(bcon, new_dir, image_list, thumb_size, n_jobs, advance):
+    start = 0
+    ids = np.arange(len(image_list), dtype=np.int32)
+    for batch in images.iter_thumbnails(new_dir / descriptors.IMAGE_ROOT, image_list.paths, thumb_size, n_jobs):
+        sl = slice(start, start + len(batch))
+        store.insert(bcon, "images", {
+            "image_id": ids[sl], "path": image_list.paths[sl], "vehicle_id": image_list.vehicle_ids[sl],
+            "status": [b[0] for b in batch],
+            "color_name": [images.color_name(b[2]) if b[2] else None for b in batch]})
+        ok = [i for i, b in enumerate(batch) if b[1] is not None]
+        if ok:
+            store.insert(bcon, "thumbnails", {"image_id": ids[sl][ok], "jpeg": [batch[i][1] for i in ok]})
+        start += len(batch)
+        advance(len(batch))
+
+
 def assign(new_dir, db_path, name=None, thumb_size=images.THUMB_SIZE, n_jobs=2, progress=None):
     """Assign a folder of new images to the clusters of the current build and store it as a batch.
 
@@ -64,8 +81,8 @@ def assign(new_dir, db_path, name=None, thumb_size=images.THUMB_SIZE, n_jobs=2, 
         The database link (``--db``); the batch goes to ``<db>.batches/``.
     name : str, optional
         Batch name; default the folder's name. An existing batch is never replaced.
-    progress : callable, optional
-        Called with the number of images whose thumbnails are done.
+    progress : lib.progress.Progress, optional
+        Shown from the first stage on, after every check has passed.
 
     Returns
     -------
@@ -80,6 +97,7 @@ def assign(new_dir, db_path, name=None, thumb_size=images.THUMB_SIZE, n_jobs=2, 
         that name already exists; nothing is written then.
     """
     new_dir = Path(new_dir)
+    prog = progress or Progress()
     build = store.resolve(db_path)
     if build is None:
         raise InputError(db_path, "no database (build one with python -m lib load)")
@@ -96,10 +114,11 @@ def assign(new_dir, db_path, name=None, thumb_size=images.THUMB_SIZE, n_jobs=2, 
         image_list, arrays, models, ignored = _check_inputs(con, db_path, new_dir)
         n = len(image_list)
         results = {}
-        for m in models:
-            Z = projection.reduce(con, m, arrays)
-            ids, C, q99 = projection.centres(con, m)
-            results[m] = projection.nearest_centres(Z, ids, C, q99)
+        with prog.stage("nearest centres", total=len(models)) as advance:
+            for m in models:
+                Z = projection.reduce(con, m, arrays)
+                results[m] = projection.nearest_centres(Z, *projection.centres(con, m))
+                advance(1)
     finally:
         con.close()
 
@@ -112,20 +131,8 @@ def assign(new_dir, db_path, name=None, thumb_size=images.THUMB_SIZE, n_jobs=2, 
         for m, (cl, dist, conf, novel) in results.items():
             store.insert(bcon, "assignments", {"model": [m] * n, "image_id": ids, "cluster": cl,
                                                "distance": dist, "confidence": conf, "novel": novel})
-        start = 0
-        root = new_dir / descriptors.IMAGE_ROOT
-        for batch in images.iter_thumbnails(root, image_list.paths, thumb_size, n_jobs):
-            sl = slice(start, start + len(batch))
-            store.insert(bcon, "images", {
-                "image_id": ids[sl], "path": image_list.paths[sl], "vehicle_id": image_list.vehicle_ids[sl],
-                "status": [b[0] for b in batch],
-                "color_name": [images.color_name(b[2]) if b[2] else None for b in batch]})
-            ok = [i for i, b in enumerate(batch) if b[1] is not None]
-            if ok:
-                store.insert(bcon, "thumbnails", {"image_id": ids[sl][ok], "jpeg": [batch[i][1] for i in ok]})
-            start += len(batch)
-            if progress:
-                progress(len(batch))
+        with prog.stage("thumbnails", total=n) as advance:
+            _store_images(bcon, new_dir, image_list, thumb_size, n_jobs, advance)
         meta = {"name": name, "source_dir": str(new_dir.resolve()), "build": build.name,
                 "assigned_at": time.strftime("%Y-%m-%d %H:%M:%S"), "n_images": n,
                 "novelty_rule": f"distance to the nearest centre above the {projection.NOVELTY_QUANTILE:.0%} "

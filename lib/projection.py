@@ -31,7 +31,7 @@ def store_pca(db, model, pca):
 
 def has_table(con, name):
     return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                            [name]).fetchone()[0])
+                            [name]).fetchall()[0][0])
 
 
 def combination_parts(con, model):
@@ -82,13 +82,13 @@ def store_centres(db):
 
 def load_pca(con, model):
     """The stored PCA of a base model as a :class:`lib.reduce.PCAModel`."""
-    mean = con.execute("SELECT mean FROM pca_mean WHERE model = ?", [model]).fetchone()
+    mean = con.execute("SELECT mean FROM pca_mean WHERE model = ?", [model]).fetchall()
     comps = con.execute("SELECT loadings FROM pca_components WHERE model = ? ORDER BY component",
                         [model]).fetchall()
-    if mean is None or not comps:
+    if not mean or not comps:
         raise KeyError(f"no stored PCA for model {model!r}")
     C = np.array([c[0] for c in comps], dtype=np.float32)
-    return _reduce.PCAModel(mean=np.asarray(mean[0], dtype=np.float64), components=C,
+    return _reduce.PCAModel(mean=np.asarray(mean[0][0], dtype=np.float64), components=C,
                             explained_variance_ratio=np.zeros(C.shape[1]))
 
 
