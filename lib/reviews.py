@@ -98,7 +98,8 @@ class Reviews:
     def set_verdict(self, path, verdict, note="", image_id=None, build=None):
         """Save (or replace) the verdict on one image, at once.
 
-        ``verdict=None`` with an empty note clears it (the history keeps it).
+        ``verdict=None`` with an empty note clears it (the history keeps it);
+        a note without a verdict is saved as ``unsure``.
         """
         if verdict is not None and verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")

@@ -54,6 +54,9 @@ names, _ = reviews.current_names(ex, rev, cmodel)
 cluster_ids = [int(c) for c in cl["cluster"]]
 if fresh or "o_cluster" not in state:
     state["o_cluster"] = ui.url_choice("cluster", cluster_ids, None, "cluster")
+elif state.get("o_cluster_of") != cmodel:  # cluster numbers of another model mean other clusters
+    state["o_cluster"] = None
+state["o_cluster_of"] = cmodel
 if state["o_cluster"] not in [None] + cluster_ids:
     state["o_cluster"] = None
 f4.selectbox("Cluster", [None] + cluster_ids, key="o_cluster", on_change=first_page,

@@ -113,6 +113,9 @@ def test_outliers_filters_come_from_and_go_to_the_url(app_db):
     assert at.query_params["page"] == "2"
     at.selectbox[2].set_value(0).run()
     assert at.query_params["page"] == "1" and at.query_params["cluster"] == "0"
+    at.selectbox[1].set_value("vdc_color").run()  # another model's cluster 0 is another cluster
+    no_errors(at)
+    assert "cluster" not in at.query_params and at.query_params["cmodel"] == "vdc_color"
 
 
 def test_outliers_bad_url_values_get_a_message(app_db):
