@@ -84,11 +84,12 @@ def pick_batch(label="Batch"):
     names = batches.list_batches(DB_PATH)
     if not names:
         return None
-    choice = url_choice("batch", names, None, "batch")
-    opts = [None] + names
+    none = "-"  # no batch; never a batch name (see lib.batches.check_name), and not None, which shows as empty
+    choice = url_choice("batch", names, none, "batch")
+    opts = [none] + names
     name = st.sidebar.selectbox(label, opts, index=opts.index(choice),
-                                format_func=lambda n: "none (training images)" if n is None else n)
-    if name is None:
+                                format_func=lambda n: "none (training images)" if n == none else n)
+    if name == none:
         st.query_params.pop("batch", None)
         return None
     st.query_params["batch"] = name

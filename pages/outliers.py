@@ -5,7 +5,8 @@ import ui
 from lib import export, outliers, reviews
 
 PER_PAGE = 24
-COLUMNS = 6
+COLUMNS = 4  # room for the verdict buttons under each image
+ANY, ALL = "any", "all"  # not None: a selectbox shows None as an empty choice
 ex = ui.explorer()
 rev = ui.review_store()
 model = ui.pick_model(ex, extra=("consensus",))
@@ -28,9 +29,9 @@ if state.get("o_model") != model:  # another ranking starts at its first page
         state["o_page"] = 1
 if fresh:
     state["o_unreviewed"] = q.get("unreviewed") == "1"
-    state["o_cause"] = ui.url_choice("cause", causes, None, "cause")
-if state["o_cause"] not in [None] + causes:  # the ranking changed to one without this cause
-    state["o_cause"] = None
+    state["o_cause"] = ui.url_choice("cause", causes, ANY, "cause")
+if state["o_cause"] not in [ANY] + causes:  # the ranking changed to one without this cause
+    state["o_cause"] = ANY
 if "o_cmodel" not in state:
     state["o_cmodel"] = ui.url_choice("cmodel", ex.model_names(), ex.model_names()[0], "cluster model")
 
@@ -41,8 +42,8 @@ def first_page():
 
 f1, f2, f3, f4 = st.columns(4)
 f1.toggle("Unreviewed only", key="o_unreviewed", on_change=first_page)
-f2.selectbox("Flagged by", [None] + causes, key="o_cause", on_change=first_page,
-             format_func=lambda c: "any detector or model" if c is None else c,
+f2.selectbox("Flagged by", [ANY] + causes, key="o_cause", on_change=first_page,
+             format_func=lambda c: "any detector or model" if c == ANY else c,
              help="the detector (or, for consensus, the model) that put the image in its top 1%")
 if model == "consensus":
     f3.selectbox("Clusters of", ex.model_names(), key="o_cmodel", on_change=first_page)
@@ -53,17 +54,19 @@ cl = ex.clusters(cmodel)
 names, _ = reviews.current_names(ex, rev, cmodel)
 cluster_ids = [int(c) for c in cl["cluster"]]
 if fresh or "o_cluster" not in state:
-    state["o_cluster"] = ui.url_choice("cluster", cluster_ids, None, "cluster")
+    state["o_cluster"] = ui.url_choice("cluster", cluster_ids, ALL, "cluster")
 elif state.get("o_cluster_of") != cmodel:  # cluster numbers of another model mean other clusters
-    state["o_cluster"] = None
+    state["o_cluster"] = ALL
 state["o_cluster_of"] = cmodel
-if state["o_cluster"] not in [None] + cluster_ids:
-    state["o_cluster"] = None
-f4.selectbox("Cluster", [None] + cluster_ids, key="o_cluster", on_change=first_page,
-             format_func=lambda c: "all" if c is None else f"{c}" + (f": {names[c]['name']}" if c in names else ""))
+if state["o_cluster"] not in [ALL] + cluster_ids:
+    state["o_cluster"] = ALL
+f4.selectbox("Cluster", [ALL] + cluster_ids, key="o_cluster", on_change=first_page,
+             format_func=lambda c: c if c == ALL else f"{c}" + (f": {names[c]['name']}" if c in names else ""))
+cause = None if state["o_cause"] == ANY else state["o_cause"]
+cluster = None if state["o_cluster"] == ALL else state["o_cluster"]
 
 exclude = rev.reviewed_paths() if state["o_unreviewed"] else None
-_, total = ex.outliers(model, 1, 1, cmodel, state["o_cluster"], state["o_cause"], exclude)
+_, total = ex.outliers(model, 1, 1, cmodel, cluster, cause, exclude)
 n_pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
 if fresh:
     raw = q.get("page", "1")
@@ -75,18 +78,18 @@ page = state["o_page"]
 url = {"model": model, "page": str(page)}
 if state["o_unreviewed"]:
     url["unreviewed"] = "1"
-if state["o_cause"]:
-    url["cause"] = state["o_cause"]
+if cause:
+    url["cause"] = cause
 if model == "consensus":
     url["cmodel"] = cmodel
-if state["o_cluster"] is not None:
-    url["cluster"] = str(state["o_cluster"])
+if cluster is not None:
+    url["cluster"] = str(cluster)
 if "batch" in q:
     url["batch"] = q["batch"]
 if dict(q) != url:
     q.from_dict(url)
 
-df, total = ex.outliers(model, page, PER_PAGE, cmodel, state["o_cluster"], state["o_cause"], exclude)
+df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude)
 if not total:
     st.info("No image matches these filters.")
 else:
