@@ -93,12 +93,12 @@ def load(data_dir, db_path, config=None, progress=None):
             consensus = outliers.combine(combined_scores)
             _insert_outliers(db, "consensus", consensus, outliers.flagged_by(combined_scores))
 
+        with prog.stage("cluster centres"):  # for `python -m lib assign` (issue 5)
+            projection.store_centres(db)
+
         with prog.stage("thumbnails", total=n) as advance:
             status_counts = _store_thumbnails(db, data_dir, image_list, cfg, advance)
         report["image_status"] = status_counts
-
-        with prog.stage("cluster centres"):  # for `python -m lib assign` (issue 5)
-            projection.store_centres(db)
 
         db.insert("stages", {
             "stage": [r[0] for r in prog.records], "model": [r[1] for r in prog.records],

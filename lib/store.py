@@ -29,6 +29,9 @@ CREATE TABLE models(
     nonfinite_rows BIGINT, map_knn_preservation DOUBLE, vector_table VARCHAR,
     sweep_sample_rows INTEGER, silhouette_sample_rows INTEGER, seconds DOUBLE);
 CREATE TABLE pca_variance(model VARCHAR, component INTEGER, ratio DOUBLE, cumulative DOUBLE);
+CREATE TABLE pca_mean(model VARCHAR, mean DOUBLE[]);
+CREATE TABLE pca_components(model VARCHAR, component INTEGER, loadings FLOAT[]);
+CREATE TABLE cluster_centres(model VARCHAR, cluster INTEGER, centre FLOAT[], distance_q99 DOUBLE);
 CREATE TABLE k_scores(
     model VARCHAR, k INTEGER, calinski_harabasz DOUBLE, calinski_harabasz_gain DOUBLE,
     davies_bouldin DOUBLE, silhouette DOUBLE, inertia DOUBLE);
@@ -41,9 +44,6 @@ CREATE TABLE outlier_scores(
     model VARCHAR, image_id INTEGER, knn FLOAT, lof FLOAT, centroid FLOAT,
     iforest FLOAT, vehicle FLOAT);
 CREATE TABLE stages(stage VARCHAR, model VARCHAR, seconds DOUBLE, peak_rss_mb DOUBLE);
-CREATE TABLE pca_mean(model VARCHAR, mean DOUBLE[]);
-CREATE TABLE pca_components(model VARCHAR, component INTEGER, loadings FLOAT[]);
-CREATE TABLE cluster_centres(model VARCHAR, cluster INTEGER, centre FLOAT[], distance_q99 DOUBLE);
 """
 
 
