@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib import store
+from lib import batches, reviews, store
 from lib.progress import Progress
 from lib.queries import Explorer
 
@@ -52,6 +52,53 @@ def explorer():
                  "or start the app with `make run`, which builds the demo.")
         st.stop()
     return _explorer(str(real))
+
+
+def review_store():
+    """The reviews file beside the database link (verdicts, cluster names), shared by all sessions."""
+    return _reviews(str(reviews.default_path(DB_PATH)))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _reviews(path):
+    return reviews.Reviews(path)  # holds no connection: each call opens its own
+
+
+def url_choice(key, options, default, label=None):
+    """The URL's value for ``key`` if it is one of ``options`` (as strings), else ``default``.
+
+    A value that is not an option gets a warning naming it, never a traceback.
+    """
+    raw = st.query_params.get(key)
+    by_text = {str(o): o for o in options}
+    if raw is None or raw == "":
+        return default
+    if raw in by_text:
+        return by_text[raw]
+    st.warning(f"Ignored {label or key} {raw[:40]!r} from the link: not one of the choices here.")
+    return default
+
+
+def pick_batch(label="Batch"):
+    """Sidebar picker of assigned batches (``?batch=``); returns a :class:`lib.batches.Batch` or None."""
+    names = batches.list_batches(DB_PATH)
+    if not names:
+        return None
+    none = "-"  # no batch; never a batch name (see lib.batches.check_name), and not None, which shows as empty
+    choice = url_choice("batch", names, none, "batch")
+    opts = [none] + names
+    name = st.sidebar.selectbox(label, opts, index=opts.index(choice),
+                                format_func=lambda n: "none (training images)" if n == none else n)
+    if name == none:
+        st.query_params.pop("batch", None)
+        return None
+    st.query_params["batch"] = name
+    return _batch(str(DB_PATH), name, (batches.batch_path(DB_PATH, name)).stat().st_mtime)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _batch(db_path, name, mtime):
+    return batches.Batch(db_path, name)
 
 
 class StreamlitProgress(Progress):

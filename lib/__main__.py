@@ -1,4 +1,4 @@
-"""Command line: ``python -m lib demo|load ...``, a thin wrapper over lib's functions."""
+"""Command line: ``python -m lib demo|load|export|assign ...``, a thin wrapper over lib's functions."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,28 @@ def _load(args):
         print("  images without thumbnail: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
 
 
+def _export(args):
+    from .export import export
+
+    try:
+        rows = export(args.db, args.out, args.reviews)
+    except (ValueError, FileNotFoundError) as e:
+        raise InputError(args.out if isinstance(e, ValueError) else args.db, str(e).split(": ", 1)[-1]) from None
+    print(f"wrote {rows} rows (one per image and model) to {args.out}")
+
+
+def _assign(args):
+    from .assign import assign
+    from .progress import TerminalProgress
+
+    r = assign(args.dir, args.db, name=args.name, n_jobs=args.jobs, progress=TerminalProgress())
+    print(f"batch {r['name']}: {r['images']} images assigned against build {r['build']} -> {r['path']}")
+    for m, info in r["models"].items():
+        print(f"  {m}: {info['novel']} novel, mean confidence {info['mean_confidence']:.2f}")
+    if r["ignored"]:
+        print("  ignored descriptor files (not in the database): " + ", ".join(r["ignored"]))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +88,19 @@ def main(argv=None):
     p.add_argument("--map-iters", type=int, default=None,
                    help="t-SNE iterations per phase (early exaggeration, then normal); default 250 each")
     p.set_defaults(func=_load)
+
+    p = sub.add_parser("export", help="write every image's clusters, names, outlier rank and verdict")
+    p.add_argument("--db", required=True)
+    p.add_argument("--out", required=True, help="FILE.parquet or FILE.csv")
+    p.add_argument("--reviews", default=None, help="reviews file (default: <db>.reviews.sqlite)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("assign", help="label a folder of new images with the current build's clusters")
+    p.add_argument("dir")
+    p.add_argument("--db", required=True)
+    p.add_argument("--name", default=None, help="batch name (default: the folder's name)")
+    p.add_argument("--jobs", type=int, default=2)
+    p.set_defaults(func=_assign)
 
     args = parser.parse_args(argv)
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cluster, descriptors, embed, images, neighbors, outliers, reduce, store
+from . import cluster, descriptors, embed, images, neighbors, outliers, projection, reduce, store
 from .progress import Progress
 
 
@@ -93,6 +93,9 @@ def load(data_dir, db_path, config=None, progress=None):
             consensus = outliers.combine(combined_scores)
             _insert_outliers(db, "consensus", consensus, outliers.flagged_by(combined_scores))
 
+        with prog.stage("cluster centres"):  # for `python -m lib assign` (issue 5)
+            projection.store_centres(db)
+
         with prog.stage("thumbnails", total=n) as advance:
             status_counts = _store_thumbnails(db, data_dir, image_list, cfg, advance)
         report["image_status"] = status_counts
@@ -123,6 +126,7 @@ def _load_model(db, model, path, n, vehicle_codes, cfg, prog):
     db.insert("pca_variance", {"model": [model] * len(ratio), "component": np.arange(1, len(ratio) + 1, dtype=np.int32),
                                "ratio": ratio, "cumulative": np.cumsum(ratio)})
     vtable = db.create_vectors(model, Z)
+    projection.store_pca(db, model, pca)  # for `python -m lib assign` (issue 5)
 
     with prog.stage("k sweep", total=len(cfg.ks), model=model) as advance:
         sweep = cluster.k_sweep(Z, cfg.ks, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state, advance)

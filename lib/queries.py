@@ -94,6 +94,11 @@ class Explorer:
         return self.df("SELECT * FROM stages")
 
     # clusters and the map
+    @property
+    def build(self):
+        """The build's file name: what cluster names and batches are recorded against."""
+        return os.path.basename(self.build_path)
+
     def clusters(self, model):
         """Clusters of a model with size, share of all images and colour name."""
         return self.df("""SELECT cluster, size, size / sum(size) OVER () AS share, color_name
@@ -170,11 +175,74 @@ class Explorer:
         return self.scalar("SELECT cluster FROM assignments WHERE model = ? AND image_id = ?", [model, int(image_id)])
 
     # outliers
-    def outliers(self, model, page=1, per_page=24):
-        """One page of the outlier ranking (rank 1 = most unusual) and the total."""
+    def outliers(self, model, page=1, per_page=24, cluster_model=None, cluster=None, cause=None,
+                 exclude_paths=None):
+        """One page of the outlier ranking (rank 1 = most unusual) and the number of matching images.
+
+        Parameters
+        ----------
+        model : str
+            A model or ``'consensus'``: whose ranking.
+        cluster_model, cluster : str, int, optional
+            Only images in this cluster of ``cluster_model`` (default: ``model``).
+        cause : str, optional
+            Only images this detector (e.g. ``'lof'``, under any model for
+            the consensus) or, for the consensus, this model put in its top 1%.
+        exclude_paths : list of str, optional
+            Leave these images out (e.g. the reviewed ones).
+        """
         page = max(1, int(page))
-        df = self.df("""SELECT o.rank, o.image_id, o.score, o.flagged_by, i.vehicle_id, i.status
-                        FROM outliers o JOIN images i USING (image_id)
-                        WHERE o.model = ? AND o.rank > ? AND o.rank <= ? ORDER BY o.rank""",
-                     [model, (page - 1) * per_page, page * per_page])
-        return df, self.n_images
+        where, params = ["o.model = ?"], [model]
+        join = ""
+        if cluster is not None:
+            join = "JOIN assignments a ON a.image_id = o.image_id AND a.model = ?"
+            params.insert(0, cluster_model or model)
+            where.append("a.cluster = ?")
+            params.append(int(cluster))
+        if cause:
+            if model == "consensus" and cause not in self.model_names():
+                where.append("""o.image_id IN (SELECT image_id FROM outliers WHERE model <> 'consensus'
+                                AND list_contains(string_split(flagged_by, ','), ?))""")
+            else:
+                where.append("list_contains(string_split(o.flagged_by, ','), ?)")
+            params.append(cause)
+        if exclude_paths:
+            where.append("i.path NOT IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(exclude_paths))
+        base = f"FROM outliers o JOIN images i ON i.image_id = o.image_id {join} WHERE {' AND '.join(where)}"
+        total = self.scalar(f"SELECT count(*) {base}", params)
+        df = self.df(f"""SELECT o.rank, o.image_id, i.path, o.score, o.flagged_by, i.vehicle_id, i.status
+                         {base} ORDER BY o.rank LIMIT ? OFFSET ?""",
+                     params + [int(per_page), (page - 1) * int(per_page)])
+        return df, total
+
+    def why_flagged(self, image_ids):
+        """``{image_id: "model: detector, detector; ..."}``: which detectors of which model put it in their top 1%."""
+        ids = [int(i) for i in image_ids]
+        if not ids:
+            return {}
+        rows = self.rows("""SELECT image_id, model, flagged_by FROM outliers
+                            WHERE model <> 'consensus' AND flagged_by <> '' AND image_id IN (SELECT unnest(?))
+                            ORDER BY image_id, model""", [ids])
+        out = {}
+        for image_id, model, flagged in rows:
+            out.setdefault(image_id, []).append(f"{model}: {flagged.replace(',', ', ')}")
+        return {i: "; ".join(v) for i, v in out.items()}
+
+    def paths(self, image_ids):
+        """``{image_id: path}``."""
+        ids = [int(i) for i in image_ids]
+        return dict(self.rows("SELECT image_id, path FROM images WHERE image_id IN (SELECT unnest(?))", [ids]))
+
+    # cluster names (lib.reviews keeps them; these find a cluster again in this build)
+    def cluster_signature(self, model, cluster, n=500):
+        """Paths of up to ``n`` members of a cluster, a hash-ordered (stable, spread) sample."""
+        return [r[0] for r in self.rows("""SELECT i.path FROM assignments a JOIN images i USING (image_id)
+                                           WHERE a.model = ? AND a.cluster = ? ORDER BY hash(i.path) LIMIT ?""",
+                                        [model, int(cluster), int(n)])]
+
+    def clusters_of_paths(self, model, paths):
+        """``{path: cluster}`` under ``model`` for the given paths this build has."""
+        return dict(self.rows("""SELECT i.path, a.cluster FROM images i JOIN assignments a USING (image_id)
+                                 WHERE a.model = ? AND i.path IN (SELECT unnest(?::VARCHAR[]))""",
+                              [model, list(paths)]))

@@ -29,6 +29,9 @@ CREATE TABLE models(
     nonfinite_rows BIGINT, map_knn_preservation DOUBLE, vector_table VARCHAR,
     sweep_sample_rows INTEGER, silhouette_sample_rows INTEGER, seconds DOUBLE);
 CREATE TABLE pca_variance(model VARCHAR, component INTEGER, ratio DOUBLE, cumulative DOUBLE);
+CREATE TABLE pca_mean(model VARCHAR, mean DOUBLE[]);
+CREATE TABLE pca_components(model VARCHAR, component INTEGER, loadings FLOAT[]);
+CREATE TABLE cluster_centres(model VARCHAR, cluster INTEGER, centre FLOAT[], distance_q99 DOUBLE);
 CREATE TABLE k_scores(
     model VARCHAR, k INTEGER, calinski_harabasz DOUBLE, calinski_harabasz_gain DOUBLE,
     davies_bouldin DOUBLE, silhouette DOUBLE, inertia DOUBLE);
@@ -63,6 +66,16 @@ def _arrow(columns):
     return pa.Table.from_arrays(arrays, names=names)
 
 
+def insert(con, table, columns):
+    """Append rows given as ``{column: array or list}`` to ``table`` through Arrow."""
+    con.register("_incoming", _arrow(columns))
+    try:
+        cols = ", ".join(f'"{c}"' for c in columns)
+        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _incoming')
+    finally:
+        con.unregister("_incoming")
+
+
 class Writer:
     """Writes one build file. Use as a context manager; :meth:`publish` at the end."""
 
@@ -75,13 +88,7 @@ class Writer:
 
     def insert(self, table, columns):
         """Append rows given as ``{column: array or list}``, in table column order."""
-        tbl = _arrow(columns)
-        self.con.register("_incoming", tbl)
-        try:
-            cols = ", ".join(f'"{c}"' for c in columns)
-            self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _incoming')
-        finally:
-            self.con.unregister("_incoming")
+        insert(self.con, table, columns)
 
     def create_vectors(self, model, Z):
         """Store reduced descriptors as ``FLOAT[d]`` arrays (similarity in SQL)."""

@@ -3,11 +3,18 @@ import altair as alt
 import streamlit as st
 
 import ui
+from lib import reviews
 
 ex = ui.explorer()
+rev = ui.review_store()
 model = ui.pick_model(ex)
 st.title(f"Clusters: {model}")
 clusters = ex.clusters(model)
+names, orphans = reviews.current_names(ex, rev, model)
+
+
+def name_of(c):
+    return f" “{names[c]['name']}”" if c in names else ""
 
 left, right = st.columns([3, 2])
 with left:
@@ -21,7 +28,8 @@ with left:
         tooltip=["image_id", "cluster"]).add_params(brush).properties(height=520)
     event = st.altair_chart(chart, on_select="rerun", key=f"map-{model}", width="stretch")
 with right:
-    labels = [f"{r.cluster}: {r.size:,} images ({r.share:.1%}), mostly {r.color_name}" for r in clusters.itertuples()]
+    labels = [f"{r.cluster}{name_of(r.cluster)}: {r.size:,} images ({r.share:.1%}), mostly {r.color_name}"
+              for r in clusters.itertuples()]
     wanted = st.query_params.get("cluster")
     ids = list(clusters["cluster"])
     idx = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
@@ -30,9 +38,22 @@ with right:
     st.query_params["cluster"] = str(cluster)
     row = clusters.iloc[choice]
     st.metric("Size", f"{int(row['size']):,} images", help="share of all images: " + f"{row['share']:.1%}")
+    given = names.get(cluster)
+    name_key = f"name-{model}-{cluster}"
+    st.text_input("Name of this cluster", value=given["name"] if given else "", key=name_key,
+                  on_change=lambda: reviews.name_cluster(ex, rev, model, cluster, st.session_state[name_key]),
+                  placeholder="e.g. white vans from the rear",
+                  help="Saved with the reviews, against this build. A later build shows it on the cluster that "
+                       f"holds most of the same images (Jaccard overlap at least {reviews.CARRY_JACCARD:.0%}), "
+                       "else lists it under 'names from older builds'.")
+    if given and given["build"] != ex.build:
+        st.caption(f"Named in build `{given['build']}`; carried over (overlap {given['jaccard']:.0%}).")
+    if orphans:
+        with st.expander(f"Names from older builds that match no cluster here ({len(orphans)})"):
+            st.dataframe(orphans, hide_index=True)
 
 rep, rnd = ex.cluster_gallery(model, cluster, n=12)
-st.subheader(f"Cluster {cluster}: nearest the centre")
+st.subheader(f"Cluster {cluster}{name_of(cluster)}: nearest the centre")
 ui.gallery(ex, rep["image_id"], model=model)
 st.subheader(f"Cluster {cluster}: random images")
 ui.gallery(ex, rnd["image_id"], model=model)
@@ -46,3 +67,26 @@ if sel.get("x") and sel.get("y"):
         ui.gallery(ex, sample["image_id"], [f"#{i} (c{c})" for i, c in zip(sample.image_id, sample.cluster)], model=model)
 else:
     st.info("Select a region of the map to list the images in it.")
+
+batch = ui.pick_batch("New batch")
+if batch is not None:
+    st.divider()
+    st.subheader(f"New batch `{batch.name}`: {batch.n_images:,} images")
+    if batch.meta.get("build") != ex.build:
+        st.warning(f"This batch was assigned against build `{batch.meta.get('build')}`; its cluster numbers are "
+                   f"that build's, and this is `{ex.build}`. Assign it again for this build's clusters.")
+    elif model not in batch.models():
+        st.info(f"The batch has no assignment under {model}.")
+    else:
+        st.caption("Each new image went to the nearest cluster centre. confidence = 1 − d1/d2 (nearest vs "
+                   "second-nearest centre); novel = farther from its centre than 99% of that cluster's own images.")
+        st.dataframe(batch.per_cluster(model), hide_index=True)
+        novel_only = st.toggle("Novel images only", value=st.query_params.get("novel") == "1")
+        if novel_only:
+            st.query_params["novel"] = "1"
+        else:
+            st.query_params.pop("novel", None)
+        shown = batch.images(model, cluster, novel_only=novel_only)
+        st.write(f"Batch images assigned to cluster {cluster}" + (" (novel only)" if novel_only else ""))
+        ui.gallery(batch, shown["image_id"], [f"{r.path.split('/')[-1]} · conf {r.confidence:.2f}"
+                                              + (" · novel" if r.novel else "") for r in shown.itertuples()])

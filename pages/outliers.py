@@ -1,23 +1,137 @@
-"""Outliers: ranked, paged gallery per model (page in the URL)."""
+"""Outliers: review the ranking page by page; every filter and the page live in the URL."""
 import streamlit as st
 
 import ui
+from lib import export, outliers, reviews
 
 PER_PAGE = 24
+COLUMNS = 4  # room for the verdict buttons under each image
+ANY, ALL = "any", "all"  # not None: a selectbox shows None as an empty choice
 ex = ui.explorer()
+rev = ui.review_store()
 model = ui.pick_model(ex, extra=("consensus",))
 st.title(f"Outliers: {model}")
-st.caption("Rank 1 = most unusual. A model's score is the mean of the two highest percentiles among five detectors: distance to the "
-           "10 nearest images (knn), local outlier factor (lof), distance to the cluster centre (centroid), "
-           "IsolationForest (iforest) and distance from the other photos of the same vehicle (vehicle). "
-           "'flagged by' names the detectors that put the image in their top 1%; for consensus, the models.")
-n_pages = (ex.n_images + PER_PAGE - 1) // PER_PAGE
-raw = st.query_params.get("page", "1")
-page = int(raw) if raw.isdigit() and 1 <= int(raw) <= n_pages else 1
-page = st.number_input("Page", 1, n_pages, page)
-st.query_params["page"] = str(page)
-df, total = ex.outliers(model, page, PER_PAGE)
-st.write(f"Ranks {(page - 1) * PER_PAGE + 1:,}–{min(page * PER_PAGE, total):,} of {total:,}")
-caps = [f"#{r.rank} · id {r.image_id} · {r.score:.3f}" + (f" · {r.flagged_by}" if r.flagged_by else "")
-        for r in df.itertuples()]
-ui.gallery(ex, df["image_id"], caps, model=ex.model_names()[0] if model == "consensus" else model)
+st.caption("Rank 1 = most unusual. A model's score is the mean of the two highest percentiles among five detectors: "
+           "distance to the 10 nearest images (knn), local outlier factor (lof), distance to the cluster centre "
+           "(centroid), IsolationForest (iforest) and distance from the other photos of the same vehicle (vehicle). "
+           "'why' names what put the image in its top 1%: for a model its detectors, for consensus each model "
+           "and that model's detectors. A verdict or note is saved as soon as you set it.")
+
+# filters: a widget missing from the session (a new session, or back from another page) starts from the
+# URL; then the widget owns the value and the URL is written back from it
+q = st.query_params
+state = st.session_state
+causes = (ex.model_names() + list(outliers.SCORES)) if model == "consensus" else list(outliers.SCORES)
+fresh = "o_page" not in state
+if state.get("o_model") != model:  # another ranking starts at its first page
+    state["o_model"] = model
+    if not fresh:
+        state["o_page"] = 1
+if fresh:
+    state["o_unreviewed"] = q.get("unreviewed") == "1"
+    state["o_cause"] = ui.url_choice("cause", causes, ANY, "cause")
+if state["o_cause"] not in [ANY] + causes:  # the ranking changed to one without this cause
+    state["o_cause"] = ANY
+if "o_cmodel" not in state:
+    state["o_cmodel"] = ui.url_choice("cmodel", ex.model_names(), ex.model_names()[0], "cluster model")
+
+
+def first_page():
+    state["o_page"] = 1
+
+
+f1, f2, f3, f4 = st.columns(4)
+f1.toggle("Unreviewed only", key="o_unreviewed", on_change=first_page)
+f2.selectbox("Flagged by", [ANY] + causes, key="o_cause", on_change=first_page,
+             format_func=lambda c: "any detector or model" if c == ANY else c,
+             help="the detector (or, for consensus, the model) that put the image in its top 1%")
+if model == "consensus":
+    f3.selectbox("Clusters of", ex.model_names(), key="o_cmodel", on_change=first_page)
+    cmodel = state["o_cmodel"]
+else:
+    cmodel = model
+cl = ex.clusters(cmodel)
+names, _ = reviews.current_names(ex, rev, cmodel)
+cluster_ids = [int(c) for c in cl["cluster"]]
+if fresh or "o_cluster" not in state:
+    state["o_cluster"] = ui.url_choice("cluster", cluster_ids, ALL, "cluster")
+elif state.get("o_cluster_of") != cmodel:  # cluster numbers of another model mean other clusters
+    state["o_cluster"] = ALL
+state["o_cluster_of"] = cmodel
+if state["o_cluster"] not in [ALL] + cluster_ids:
+    state["o_cluster"] = ALL
+f4.selectbox("Cluster", [ALL] + cluster_ids, key="o_cluster", on_change=first_page,
+             format_func=lambda c: c if c == ALL else f"{c}" + (f": {names[c]['name']}" if c in names else ""))
+cause = None if state["o_cause"] == ANY else state["o_cause"]
+cluster = None if state["o_cluster"] == ALL else state["o_cluster"]
+
+exclude = rev.reviewed_paths() if state["o_unreviewed"] else None
+_, total = ex.outliers(model, 1, 1, cmodel, cluster, cause, exclude)
+n_pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
+if fresh:
+    raw = q.get("page", "1")
+    state["o_page"] = int(raw) if raw.isdigit() and 1 <= int(raw) <= n_pages else 1
+state["o_page"] = min(max(1, int(state["o_page"])), n_pages)
+st.number_input("Page", 1, n_pages, key="o_page")
+page = state["o_page"]
+
+url = {"model": model, "page": str(page)}
+if state["o_unreviewed"]:
+    url["unreviewed"] = "1"
+if cause:
+    url["cause"] = cause
+if model == "consensus":
+    url["cmodel"] = cmodel
+if cluster is not None:
+    url["cluster"] = str(cluster)
+if "batch" in q:
+    url["batch"] = q["batch"]
+if dict(q) != url:
+    q.from_dict(url)
+
+df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude)
+if not total:
+    st.info("No image matches these filters.")
+else:
+    st.write(f"{(page - 1) * PER_PAGE + 1:,}–{min(page * PER_PAGE, total):,} of {total:,} matching images "
+             f"(page {page} of {n_pages})")
+
+why = ex.why_flagged(df["image_id"]) if model == "consensus" else {}
+saved = rev.verdicts(df["path"])
+thumbs = ex.thumbnails(df["image_id"])
+link_model = ex.model_names()[0] if model == "consensus" else model
+
+
+def save(path, image_id):
+    v = state[f"verdict-{image_id}"]
+    note = state[f"note-{image_id}"]
+    rev.set_verdict(path, v, note, image_id=image_id, build=ex.build)
+
+
+cols = st.columns(COLUMNS)
+for n, r in enumerate(df.itertuples()):
+    i = int(r.image_id)
+    verdict, note = saved.get(r.path, (None, ""))
+    # the stored verdict wins on every run: another session's save shows up here too
+    state[f"verdict-{i}"], state[f"note-{i}"] = verdict, note
+    with cols[n % COLUMNS]:
+        st.image(thumbs[i], caption=f"#{r.rank} · id {i} · {r.score:.3f}", width="stretch",
+                 link=ui.similar_link(link_model, i))
+        reason = why.get(i) or (r.flagged_by.replace(",", ", ") if r.flagged_by else "")
+        st.caption(f"why: {reason}" if reason else "not in any top 1%")
+        st.segmented_control("Verdict", reviews.VERDICTS, key=f"verdict-{i}", on_change=save, args=(r.path, i),
+                             label_visibility="collapsed")
+        st.text_input("Note", key=f"note-{i}", on_change=save, args=(r.path, i), placeholder="note",
+                      label_visibility="collapsed")
+
+st.divider()
+st.subheader("Export")
+st.caption("The reviewed list holds every verdict (also those given in earlier builds); the flagged list holds "
+           "every image the consensus flags (some model put it in its top 1%), with why and any verdict. "
+           "All images with clusters and names: `python -m lib export --db PATH --out FILE.parquet`.")
+e = st.columns(4)
+for n, (what, make) in enumerate((("reviewed", export.reviewed_list), ("flagged", export.flagged_list))):
+    for m, fmt in enumerate(export.FORMATS):
+        e[2 * n + m].download_button(
+            f"{what.capitalize()} list ({fmt.upper()})", data=lambda make=make, fmt=fmt: export.to_bytes(make(ex, rev), fmt),
+            file_name=f"{what}-{ex.build.split('.')[0]}.{fmt}", on_click="ignore", key=f"dl-{what}-{fmt}")

@@ -33,9 +33,15 @@ def truth(demo_dir):
 
 
 @pytest.fixture()
-def app_db(demo_db, monkeypatch):
-    """Point the app (ui.DB_PATH) at the demo database."""
-    db, _ = demo_db
+def app_db(demo_db, monkeypatch, tmp_path):
+    """Point the app (ui.DB_PATH) at the demo database, through a link of this test's own.
+
+    Reviews and batches live beside the link, so every test starts with none.
+    """
+    from lib import store
+
+    db = tmp_path / "vehicles.duckdb"
+    store.publish(db, store.resolve(demo_db[0]))
     monkeypatch.setenv("VEHICLE_DB", str(db))
     import ui
 

@@ -23,8 +23,11 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def browser_page(demo_db):
-    db, _ = demo_db
+def browser_page(demo_db, tmp_path_factory):
+    from lib import store
+
+    db = tmp_path_factory.mktemp("browser") / "vehicles.duckdb"  # reviews go beside this link
+    store.publish(db, store.resolve(demo_db[0]))
     with running_app(db) as base, sync_api.sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -94,4 +97,30 @@ def test_map_region_selection_lists_images(browser_page):
     wait_rendered(page)
     assert loaded_images(page) > 24
     shot(page, "clusters-region")
+    assert not errors
+
+
+def test_a_verdict_survives_a_reload(browser_page):
+    base, page, errors = browser_page
+    url = f"{base}/outliers?model=consensus&page=3"
+    visit(page, url)
+    first = page.locator('[data-testid="stImage"]').first
+    caption = page.locator('[data-testid="stImageCaption"]').first.inner_text()
+    assert caption.startswith("#49 ")
+    group = page.locator('[data-testid="stButtonGroup"]').first
+    group.get_by_role("radio", name="unsure").click()
+    wait_rendered(page)
+    note = page.get_by_placeholder("note").first
+    note.fill("two cars in one crop")
+    note.press("Enter")
+    wait_rendered(page)
+    page.reload()
+    wait_rendered(page)
+    assert page.locator('[data-testid="stImageCaption"]').first.inner_text() == caption
+    selected = page.locator('[data-testid="stButtonGroup"]').first.locator('[role="radio"][aria-checked="true"]')
+    assert selected.inner_text().strip() == "unsure"
+    assert page.get_by_placeholder("note").first.input_value() == "two cars in one crop"
+    assert "page=3" in page.url
+    assert first.count() == 1
+    shot(page, "outliers-review")
     assert not errors

@@ -72,11 +72,137 @@ def test_outliers_page_pages_through_the_ranking(app_db):
     at = run_page("outliers", model="consensus", page="2")
     no_errors(at)
     assert at.number_input[0].value == 2
-    assert "Ranks 25–48" in at.markdown[0].value
+    assert at.markdown[0].value.startswith("25–48 of")
     assert len(images(at)) == 24
+    ranks = [int(i.captions[0].split(" ")[0].lstrip("#")) for i in images(at)]
+    assert sorted(ranks) == list(range(25, 49))  # (the tree lists the grid column by column)
     at = run_page("outliers", page="not-a-page")
     no_errors(at)
     assert at.number_input[0].value == 1
+
+
+def shown_ids(at):
+    return [int(i.captions[0].split("id ")[1].split(" ")[0]) for i in images(at)]
+
+
+def test_outliers_filters_come_from_and_go_to_the_url(app_db):
+    from lib.queries import Explorer
+
+    at = run_page("outliers", model="consensus", cause="lof", cmodel="vdc_type", cluster="1", page="1")
+    no_errors(at)
+    assert not at.warning
+    assert [at.selectbox[i].value for i in range(3)] == ["lof", "vdc_type", 1]
+    ids = shown_ids(at)
+    assert ids
+    ex = Explorer(app_db)
+    try:
+        for i in ids:  # every image shown is in the cluster and flagged by lof under some model
+            assert ex.assignment("vdc_type", i) == 1
+            assert ex.scalar("""SELECT count(*) FROM outliers WHERE image_id = ? AND model <> 'consensus'
+                                AND list_contains(string_split(flagged_by, ','), 'lof')""", [i]) >= 1
+        assert all("lof" in c.value for c in at.caption if c.value.startswith("why:"))
+    finally:
+        ex.close()
+    # the URL reproduces the view; changing a filter goes back to page 1
+    assert dict(at.query_params) == {"model": "consensus", "page": "1", "cause": "lof", "cmodel": "vdc_type",
+                                    "cluster": "1"}
+    at.selectbox[0].set_value("any").run()
+    no_errors(at)
+    assert "cause" not in at.query_params and at.query_params["cluster"] == "1"
+    at.number_input[0].set_value(2).run()
+    assert at.query_params["page"] == "2"
+    at.selectbox[2].set_value(0).run()
+    assert at.query_params["page"] == "1" and at.query_params["cluster"] == "0"
+    at.selectbox[1].set_value("vdc_color").run()  # another model's cluster 0 is another cluster
+    no_errors(at)
+    assert "cluster" not in at.query_params and at.query_params["cmodel"] == "vdc_color"
+
+
+def test_outliers_bad_url_values_get_a_message(app_db):
+    at = run_page("outliers", model="vdc_color", cause="osnet", cluster="999", page="-4")
+    no_errors(at)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "'osnet'" in warnings and "'999'" in warnings  # osnet is no detector of a single model
+    assert at.number_input[0].value == 1 and len(images(at)) == 24
+
+
+def test_a_verdict_is_saved_at_once_and_shown_after_reload(app_db):
+    from lib import reviews
+
+    at = run_page("outliers", model="consensus", page="1")
+    first = shown_ids(at)[0]
+    at.button_group(key=f"verdict-{first}").set_value("outlier").run()
+    at.text_input(key=f"note-{first}").input("empty road").run()
+    no_errors(at)
+    rev = reviews.Reviews(reviews.default_path(app_db))
+    (path, (verdict, note)), = rev.verdicts().items()
+    assert (verdict, note) == ("outlier", "empty road") and path.count("/") == 2
+    # a new session (a reload) shows it; "unreviewed only" hides it
+    again = run_page("outliers", model="consensus", page="1")
+    assert again.button_group(key=f"verdict-{first}").value == "outlier"
+    assert again.text_input(key=f"note-{first}").value == "empty road"
+    hidden = run_page("outliers", model="consensus", page="1", unreviewed="1")
+    no_errors(hidden)
+    assert hidden.toggle[0].value and first not in shown_ids(hidden) and len(images(hidden)) == 24
+
+
+def test_clusters_page_names_a_cluster(app_db):
+    at = run_page("clusters", model="vdc_color", cluster="2")
+    no_errors(at)
+    at.text_input[0].input("silver cars").run()
+    no_errors(at)
+    again = run_page("clusters", model="vdc_color", cluster="2")
+    assert again.text_input[0].value == "silver cars"
+    assert "“silver cars”" in again.subheader[0].value
+    assert "“silver cars”" in again.selectbox[0].options[2]
+    other = run_page("clusters", model="vdc_type", cluster="2")  # names belong to one model
+    assert "silver cars" not in other.subheader[0].value and other.text_input[0].value == ""
+    # the Outliers page's cluster filter shows it too
+    out = run_page("outliers", model="vdc_color")
+    assert any("silver cars" in o for o in out.selectbox[1].options)
+
+
+def test_clusters_page_shows_an_assigned_batch(app_db, demo_dir, tmp_path):
+    from lib.assign import assign
+
+    from .test_assign import split_by_vehicle
+
+    held = split_by_vehicle(demo_dir, tmp_path / "rest", tmp_path / "new", share=0.02)
+    assign(tmp_path / "new", app_db, name="new-cars")
+    at = run_page("clusters", model="vdc_type", cluster="0", batch="new-cars")
+    no_errors(at)
+    assert "New batch `new-cars`" in at.subheader[-1].value and f"{len(held):,} images" in at.subheader[-1].value
+    per_cluster = at.dataframe[-1].value
+    assert per_cluster["images"].sum() == len(held)
+    n0 = int(per_cluster.set_index("cluster")["images"].get(0, 0))
+    assert len(images(at)) == 24 + min(n0, 24)
+    at.toggle[0].set_value(True).run()
+    assert at.query_params["novel"] == "1"
+    bad = run_page("clusters", model="vdc_type", batch="../etc")
+    no_errors(bad)
+    assert "Ignored batch" in bad.warning[0].value
+
+
+def test_pages_work_on_a_build_from_before_assign(app_db, tmp_path):
+    import shutil
+
+    import duckdb
+
+    import ui
+    from lib import projection, store
+
+    old = tmp_path / "old-build.duckdb"
+    shutil.copy(store.resolve(app_db), old)
+    with duckdb.connect(str(old)) as con:
+        for t in projection.TABLES:
+            con.execute(f"DROP TABLE {t}")
+    link = tmp_path / "old.duckdb"
+    store.publish(link, old)
+    ui.DB_PATH = link  # app_db's monkeypatch restores it
+    for page in ("outliers", "clusters"):
+        at = run_page(page, model="vdc_type")
+        no_errors(at)
+        assert len(images(at)) == 24
 
 
 def test_entry_point_navigates(app_db):

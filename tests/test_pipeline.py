@@ -85,6 +85,16 @@ def test_planted_outliers_rank_high(ex, truth):
     assert (ranks[planted] <= 0.05 * len(ranks)).mean() >= 0.6
 
 
+def test_most_planted_outliers_are_in_the_top_2_percent_of_the_consensus(ex, truth):
+    """The check of issue 5: at least 80% of the planted outliers in the top 2% of the consensus rank,
+    each flagged by some model (so the page can say why)."""
+    df = ex.df("SELECT rank, flagged_by FROM outliers WHERE model = 'consensus' ORDER BY image_id")
+    planted = truth["is_outlier"].to_numpy() == 1
+    top = df["rank"].to_numpy()[planted] <= 0.02 * len(df)
+    assert top.mean() >= 0.8
+    assert (df["flagged_by"].to_numpy()[planted][top] != "").all()
+
+
 def test_map_and_report(demo_db, ex):
     _, report = demo_db
     assert report["images"] == ex.n_images
