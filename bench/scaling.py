@@ -119,6 +119,13 @@ def report(res):
     L.append(f"| **whole load** | " + " | ".join(f"{r['wall_s']:.0f}" for r in runs)
              + f" | **{_fmt(w['wall'], '.2f')}** | **{_fmt(w['cpu'], '.2f')}** |")
     L.append(f"\nPeak memory grows as n^{_fmt(m['wall'], '.2f')}.\n")
+    share = [sum(v["cpu_seconds"] for v in r["stages"].values()) / r["wall_s"] for r in runs]
+    if not all(np.isfinite(share)) or max(share) > 1.5 * min(share):
+        # wall seconds from runs that got different shares of the CPU do not describe growth
+        L.append("**Warning:** the sizes ran under different machine load (CPU seconds per wall second: "
+                 + ", ".join(_fmt(s, ".2f") for s in share) + "), so the wall exponents are not "
+                 "comparable; read the CPU ones, and re-run `python -m bench.scaling --rebuild` on a quiet machine.\n")
+        return "\n".join(L + [Path(ROOT / "bench" / "SCALING_PLAN.md").read_text()]) + "\n"
     last = runs[-1]
     if np.isfinite(w["wall"]):
         at = {n: last["wall_s"] * (n / last["rows"]) ** w["wall"] for n in (1_000_000, 10_000_000)}
