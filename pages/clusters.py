@@ -3,6 +3,7 @@ import altair as alt
 import streamlit as st
 
 import ui
+from lib.queries import int_param
 
 ex = ui.explorer()
 model = ui.pick_model(ex)
@@ -24,7 +25,7 @@ with right:
     labels = [f"{r.cluster}: {r.size:,} images ({r.share:.1%}), mostly {r.color_name}" for r in clusters.itertuples()]
     wanted = st.query_params.get("cluster")
     ids = list(clusters["cluster"])
-    idx = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
+    idx = ids.index(c) if (c := int_param(wanted, 0, max(ids), None)) in ids else 0
     choice = st.selectbox("Cluster", range(len(ids)), index=idx, format_func=lambda i: labels[i])
     cluster = ids[choice]
     st.query_params["cluster"] = str(cluster)

@@ -2,6 +2,7 @@
 import streamlit as st
 
 import ui
+from lib.queries import int_param
 
 PER_PAGE = 24
 ex = ui.explorer()
@@ -13,7 +14,7 @@ st.caption("Rank 1 = most unusual. A model's score is the mean of the two highes
            "'flagged by' names the detectors that put the image in their top 1%; for consensus, the models.")
 n_pages = (ex.n_images + PER_PAGE - 1) // PER_PAGE
 raw = st.query_params.get("page", "1")
-page = int(raw) if raw.isdigit() and 1 <= int(raw) <= n_pages else 1
+page = int_param(raw, 1, n_pages, 1)
 page = st.number_input("Page", 1, n_pages, page)
 st.query_params["page"] = str(page)
 df, total = ex.outliers(model, page, PER_PAGE)
