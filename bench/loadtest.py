@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -45,6 +46,7 @@ PAGES = {
     "/outliers": "model={model}&page={page}",
 }
 SEARCH = "similar-images search"  # the action that types an image ID into the Similar page
+LINK_SHARE = 0.2  # share of actions (after the first) that open a shared link rather than click in the app
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 # Streamlit's frontend finds its server by asking for these under the page's own
 # path first (e.g. /similar/_stcore/health) and then under its parent: the 404s
@@ -101,10 +103,38 @@ async def settle(page, timeout_ms):
     return await page.evaluate("() => (performance.now() - window.__idleSince) / 1000")
 
 
+# a rerun caused by a click: seen running, then not running (a MutationObserver
+# catches runs shorter than any polling interval)
+WATCH_RUN_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__sawRun = false;
+    window.__idleSince = null;
+    new MutationObserver(() => {
+        if (app.getAttribute('data-test-script-state') === 'running') window.__sawRun = true;
+    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+RUN_DONE_JS = """() => window.__sawRun && document.querySelector('[data-testid="stApp"]')
+    .getAttribute('data-test-script-state') === 'notRunning'"""
+
+
+async def rerun(page, trigger, timeout_ms):
+    """Do ``trigger`` (a click, a key) and wait for the rerun it causes to finish."""
+    await page.evaluate(WATCH_RUN_JS)
+    await trigger()
+    await page.wait_for_function(RUN_DONE_JS, timeout=timeout_ms, polling=100)
+
+
 async def user(n, browser, base, cat, deadline, timeout_ms, seed, out):
-    """One session: random visits until ``deadline``; appends one record per action to ``out``."""
+    """One session until ``deadline``: opens a shared link, then clicks around; one record per action.
+
+    Actions: ``open PATH`` (a deep link with random parameters: a new
+    document, as when a colleague opens a shared URL; the first action and
+    a share :data:`LINK_SHARE` after), ``click PATH`` (the sidebar link of
+    that page: in-app navigation) and the similar-images search (a random
+    image ID typed into the Similar page).
+    """
     rng = random.Random(seed + n)
-    ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await ctx.new_page()
     problems = []  # filled by the page's event handlers during an action
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
@@ -114,25 +144,32 @@ async def user(n, browser, base, cat, deadline, timeout_ms, seed, out):
             if r.status >= 400 and not (r.status == 404 and base_path_probe(r.url, base)) else None)
     page.on("requestfailed", lambda r: None if "ERR_ABORTED" in (r.failure or "")
             else problems.append(f"request failed: {r.failure} {r.url}"))
-    actions = list(PAGES) + [SEARCH]
+    opened = False
     while time.monotonic() < deadline:
-        action = rng.choice(actions)
+        path = rng.choice(list(PAGES))
+        kind = "open" if not opened or rng.random() < LINK_SHARE else rng.choice(["click", "click", "search"])
+        action = SEARCH if kind == "search" else f"{kind} {path}"
         problems.clear()
         t0 = time.monotonic()
         try:
-            if action == SEARCH:
-                await page.goto(cat.url(base, "/similar", rng), wait_until="commit", timeout=timeout_ms)
-                await settle(page, timeout_ms)
+            if kind == "open":
+                # "commit": the document started; settle() then waits for Streamlit itself
+                await page.goto(cat.url(base, path, rng), wait_until="commit", timeout=timeout_ms)
+                opened = True
+            elif kind == "click":
+                link = page.locator(f'[data-testid="stSidebarNavLink"][href$="{path}"]').first
+                await rerun(page, link.click, timeout_ms)
+            else:
+                if not page.url.split("?")[0].endswith("/similar"):
+                    await rerun(page, page.locator('[data-testid="stSidebarNavLink"][href$="/similar"]').first.click,
+                                timeout_ms)
+                    await settle(page, timeout_ms)
                 wanted = rng.randrange(cat.n_images)
                 box = page.get_by_role("textbox", name="Image ID")
                 await box.fill(str(wanted))
-                await page.evaluate("() => { window.__idleSince = null; }")  # idle again only after the search
-                t0 = time.monotonic()  # time the search itself, not the page before it
-                await box.press("Enter")
+                t0 = time.monotonic()  # time the search itself, not the way to the page
+                await rerun(page, lambda: box.press("Enter"), timeout_ms)
                 await page.get_by_text(f"query #{wanted}", exact=True).wait_for(timeout=timeout_ms)
-            else:
-                # "commit": the document started; settle() then waits for Streamlit itself
-                await page.goto(cat.url(base, action, rng), wait_until="commit", timeout=timeout_ms)
             slack = await settle(page, timeout_ms)
             seconds = time.monotonic() - t0 - slack
             shown = await page.locator(ERROR_SELECTOR).count()
@@ -141,11 +178,13 @@ async def user(n, browser, base, cat, deadline, timeout_ms, seed, out):
         except Exception as e:  # a timeout or a crashed page is an error of this action, the session goes on
             seconds = time.monotonic() - t0
             problems.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            opened = False  # start again from a fresh document
         out.append({"user": n, "action": action, "url": page.url, "seconds": seconds, "errors": list(problems)})
     await ctx.close()
 
 
-async def drive(base, cat, users, seconds, timeout_ms, seed):
+async def drive(base, cat, users, seconds, timeout_ms, seed, browser_cpu):
+    """Warm the server, then run the sessions; ``browser_cpu['seconds']``: CPU the browser used meanwhile."""
     from playwright.async_api import async_playwright
 
     out = []
@@ -158,9 +197,57 @@ async def drive(base, cat, users, seconds, timeout_ms, seed):
             await settle(warm, 300000)
         await warm.close()
         deadline = time.monotonic() + seconds
+        t0, seen = time.monotonic(), {}
+        browser_cpu["app_cpu0"] = cpu_seconds([base.pid])
+        sampler = asyncio.create_task(sample_cpu(base.pid, seen))
+        await asyncio.sleep(0.2)
+        start = dict(seen)
         await asyncio.gather(*(user(n, browser, base, cat, deadline, timeout_ms, seed, out) for n in range(users)))
+        sampler.cancel()
+        browser_cpu["seconds"] = sum(seen.values()) - sum(start.values())
+        browser_cpu["wall"] = time.monotonic() - t0
         await browser.close()
     return out
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds used so far by these processes (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def descendants(pid):
+    """Every process below ``pid`` (children, grandchildren, ...)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+async def sample_cpu(app_pid, seen, every=1.0):
+    """Keep ``seen[pid]`` = CPU seconds of every process of ours but the app (renderers come and go)."""
+    while True:
+        app = {app_pid, *descendants(app_pid)}
+        for pid in descendants(os.getpid()):
+            if pid not in app:
+                seen[pid] = max(seen.get(pid, 0.0), cpu_seconds([pid]))
+        await asyncio.sleep(every)
 
 
 def summarise(records, users, seconds, rss):
@@ -171,7 +258,8 @@ def summarise(records, users, seconds, rss):
                 "p50_s": float(np.percentile(t, 50)) if len(t) else None,
                 "p95_s": float(np.percentile(t, 95)) if len(t) else None}
 
-    by_action = {a: stats([r for r in records if r["action"] == a]) for a in list(PAGES) + [SEARCH]}
+    names = [f"{kind} {p}" for kind in ("open", "click") for p in PAGES] + [SEARCH]
+    by_action = {a: stats([r for r in records if r["action"] == a]) for a in names}
     return {"users": users, "seconds": seconds, **stats(records), "by_action": by_action,
             "app_rss_mb": rss, "error_samples": [(r["url"], r["errors"][:3]) for r in records if r["errors"]][:20]}
 
@@ -191,11 +279,18 @@ def markdown(res):
 def run(db, users=20, seconds=120, timeout_s=90, seed=0):
     """Start the app on ``db``, drive ``users`` sessions for ``seconds``; return the summary dict."""
     cat = Catalogue(db)
+    load_before = os.getloadavg()[0]
     with running_app(db, timeout=300) as base:
         log(f"app up at {base} (pid {base.pid}); {users} users for {seconds} s on {cat.n_images:,} images")
-        records = asyncio.run(drive(base, cat, users, seconds, timeout_s * 1000, seed))
+        browser_cpu = {}
+        records = asyncio.run(drive(base, cat, users, seconds, timeout_s * 1000, seed, browser_cpu))
         rss = rss_mb(base.pid)
+        app_cpu = cpu_seconds([base.pid]) - browser_cpu["app_cpu0"]
     res = summarise(records, users, seconds, rss)
+    # where the machine's time went: the server, and (measured apart) everything else
+    res["wall_s"], res["app_cpu_s"] = browser_cpu["wall"], app_cpu
+    res["browser_cpu_s"] = browser_cpu.get("seconds")
+    res["cores"], res["loadavg_before"], res["loadavg_after"] = os.cpu_count(), load_before, os.getloadavg()[0]
     res["rows"] = cat.n_images
     res["db"] = Path(str(store.resolve(db))).name
     return res
@@ -209,6 +304,7 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=90, help="seconds before an action counts as timed out")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="write the figures as JSON here")
+    ap.add_argument("--doc", help="rewrite the <!-- load --> section of this Markdown file (docs/RELIABILITY.md)")
     args = ap.parse_args(argv)
     db = Path(args.db) if args.db else full_scale_db()
     res = run(db, args.users, args.seconds, args.timeout, args.seed)
@@ -220,7 +316,23 @@ def main(argv=None):
         print(f"  error at {url}: {'; '.join(errs)}")
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
+    if args.doc:
+        from bench.reliability import replace_section
+
+        replace_section(args.doc, "load", doc_section(res))
     return res
+
+
+def doc_section(res):
+    """The load figures as they appear in docs/RELIABILITY.md."""
+    return (f"Made by `{res['command']}` on {res['when']}: {res['users']} concurrent browser sessions for "
+            f"{res['seconds']:.0f} s against `{res['db']}` ({res['rows']:,} images). Page time: from navigation "
+            "(or the Enter key, for the search) until the page is drawn and Streamlit is idle.\n\n"
+            + markdown(res) + f"\n\nApp resident memory at the end: **{res['app_rss_mb']:.0f} MiB**. "
+            f"CPU over the {res['wall_s']:.0f} s of sessions, on {res['cores']} cores: the app server "
+            f"{res['app_cpu_s']:.0f} s, the browser ({res['users']} contexts) {res['browser_cpu_s']:.0f} s; "
+            f"machine load average {res['loadavg_before']:.1f} before, {res['loadavg_after']:.1f} after "
+            "(other jobs shared the machine).\n")
 
 
 if __name__ == "__main__":

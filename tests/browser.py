@@ -38,10 +38,14 @@ def rss_mb(pid):
 
 
 @contextmanager
-def running_app(db_path, timeout=90):
-    """Start ``streamlit run streamlit_app.py`` on a free port; yield its base URL (an :class:`AppURL`)."""
+def running_app(db_path, timeout=90, env=None):
+    """Start ``streamlit run streamlit_app.py`` on a free port; yield its base URL (an :class:`AppURL`).
+
+    ``env``: extra environment variables for the server (e.g. a HOME whose
+    ``.streamlit/secrets.toml`` sets a password).
+    """
     port = free_port()
-    env = dict(os.environ, VEHICLE_DB=str(db_path), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    env = dict(os.environ, VEHICLE_DB=str(db_path), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **(env or {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1"],

@@ -95,3 +95,39 @@ def test_map_region_selection_lists_images(browser_page):
     assert loaded_images(page) > 24
     shot(page, "clusters-region")
     assert not errors
+
+
+def test_password_gate_covers_every_deep_link(demo_db, tmp_path):
+    # the server's HOME holds ~/.streamlit/secrets.toml, as a host's secrets would
+    home = tmp_path / "home"
+    (home / ".streamlit").mkdir(parents=True)
+    (home / ".streamlit" / "secrets.toml").write_text('password = "s3cret"\n')
+    db, _ = demo_db
+    links = ["similar?model=osnet&image=42", "outliers?model=consensus&page=2", "clusters?model=vdc_color&cluster=1",
+             "metrics?model=osnet", ""]
+    with running_app(db, env={"HOME": str(home)}) as base, sync_api.sync_playwright() as p:
+        browser = launch(p)
+        for link in links:  # the first is the fresh server's very first request
+            page = browser.new_page()
+            page.goto(f"{base}/{link}")
+            wait_rendered(page)
+            assert page.get_by_role("textbox", name="Password").count() == 1, link
+            body = page.inner_text('[data-testid="stMain"]')
+            for data_testid in ("stImage", "stMetric", "stDataFrame", "stVegaLiteChart"):
+                assert page.locator(f'[data-testid="{data_testid}"]').count() == 0, (link, data_testid)
+            assert "query #" not in body and "Ranks" not in body and "Chosen" not in body
+            page.close()
+        page = browser.new_page()
+        page.goto(f"{base}/{links[0]}")
+        wait_rendered(page)
+        box = page.get_by_role("textbox", name="Password")
+        box.fill("wrong")
+        box.press("Enter")
+        page.get_by_text("Wrong password.").wait_for(timeout=30000)
+        assert page.locator('[data-testid="stImage"]').count() == 0
+        box.fill("s3cret")
+        box.press("Enter")
+        page.get_by_text("query #42").wait_for(timeout=60000)  # signed in: the deep link's page itself
+        wait_rendered(page)
+        assert loaded_images(page) == 13
+        browser.close()
