@@ -328,11 +328,11 @@ def doc_section(res):
     return (f"Made by `{res['command']}` on {res['when']}: {res['users']} concurrent browser sessions for "
             f"{res['seconds']:.0f} s against `{res['db']}` ({res['rows']:,} images). Page time: from navigation "
             "(or the Enter key, for the search) until the page is drawn and Streamlit is idle.\n\n"
-            + markdown(res) + f"\n\nApp resident memory at the end: **{res['app_rss_mb']:.0f} MiB**. "
-            f"CPU over the {res['wall_s']:.0f} s of sessions, on {res['cores']} cores: the app server "
-            f"{res['app_cpu_s']:.0f} s, the browser ({res['users']} contexts) {res['browser_cpu_s']:.0f} s; "
-            f"machine load average {res['loadavg_before']:.1f} before, {res['loadavg_after']:.1f} after "
-            "(other jobs shared the machine).\n")
+            + markdown(res) + f"\n\nApp resident memory at the end: **{res['app_rss_mb']:.0f} MiB**."
+            + (f" CPU over the {res['wall_s']:.0f} s of sessions, on {res['cores']} cores: the app server "
+               f"{res['app_cpu_s']:.0f} s, the browser ({res['users']} contexts) {res['browser_cpu_s']:.0f} s; "
+               f"machine load average {res['loadavg_before']:.1f} before, {res['loadavg_after']:.1f} after "
+               "(other jobs shared the machine)." if "app_cpu_s" in res else "") + "\n")
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ def run(work, vehicles=60, points=None, loader_args=QUICK_LOAD):
         t = time.perf_counter()
         row = killed_load(data, db, spec.format(last=last), loader_args)
         row["what"], row["seconds"] = what, time.perf_counter() - t
-        print(f"[reliability] {spec:28} killed={row['killed']} same_build={row['same_build']} "
+        print(f"[reliability] {row['point']:28} killed={row['killed']} same_build={row['same_build']} "
               f"readers={row['old_reader_ok']}/{row['new_reader_ok']} partial_left={row['partial_left']}", flush=True)
         rows.append(row)
     leftover = len(list(store.builds_dir(db).glob("*.partial")))

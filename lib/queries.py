@@ -91,9 +91,12 @@ class Explorer:
 
     def check_image_id(self, value):
         """Parse an image ID from user input; ValueError with a friendly message if bad."""
-        image_id = parse_int(value)
+        text = str(value).strip()
+        image_id = parse_int(text)
+        if image_id is None and text.startswith("-") and parse_int(text[1:]) is not None:
+            raise ValueError(f"no image {text[:24]}: IDs run from 0 to {self.n_images - 1}")
         if image_id is None:
-            raise ValueError(f"image ID must be a whole number, not {str(value)[:40]!r}")
+            raise ValueError(f"image ID must be a whole number, not {str(value)[:24]!r}")
         if not 0 <= image_id < self.n_images:
             raise ValueError(f"no image {image_id}: IDs run from 0 to {self.n_images - 1}")
         return image_id
