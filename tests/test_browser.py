@@ -111,7 +111,7 @@ def test_password_gate_covers_every_deep_link(demo_db, tmp_path):
             page = browser.new_page()
             page.goto(f"{base}/{link}")
             wait_rendered(page)
-            assert page.get_by_role("textbox", name="Password").count() == 1, link
+            assert page.locator('input[type="password"]').count() == 1, link  # (no ARIA role of its own)
             body = page.inner_text('[data-testid="stMain"]')
             for data_testid in ("stImage", "stMetric", "stDataFrame", "stVegaLiteChart"):
                 assert page.locator(f'[data-testid="{data_testid}"]').count() == 0, (link, data_testid)
@@ -120,7 +120,7 @@ def test_password_gate_covers_every_deep_link(demo_db, tmp_path):
         page = browser.new_page()
         page.goto(f"{base}/{links[0]}")
         wait_rendered(page)
-        box = page.get_by_role("textbox", name="Password")
+        box = page.locator('input[type="password"]')
         box.fill("wrong")
         box.press("Enter")
         page.get_by_text("Wrong password.").wait_for(timeout=30000)
