@@ -97,7 +97,7 @@ def test_map_region_selection_lists_images(browser_page):
     assert not errors
 
 
-def test_password_gate_covers_every_deep_link(demo_db, tmp_path):
+def test_password_gate_covers_every_deep_link(browser_page, demo_db, tmp_path):
     # the server's HOME holds ~/.streamlit/secrets.toml, as a host's secrets would
     home = tmp_path / "home"
     (home / ".streamlit").mkdir(parents=True)
@@ -105,8 +105,8 @@ def test_password_gate_covers_every_deep_link(demo_db, tmp_path):
     db, _ = demo_db
     links = ["similar?model=osnet&image=42", "outliers?model=consensus&page=2", "clusters?model=vdc_color&cluster=1",
              "metrics?model=osnet", ""]
-    with running_app(db, env={"HOME": str(home)}) as base, sync_api.sync_playwright() as p:
-        browser = launch(p)
+    browser = browser_page[1].context.browser  # one Playwright per process: the module's browser
+    with running_app(db, env={"HOME": str(home)}) as base:
         for link in links:  # the first is the fresh server's very first request
             page = browser.new_page()
             page.goto(f"{base}/{link}")
@@ -130,4 +130,4 @@ def test_password_gate_covers_every_deep_link(demo_db, tmp_path):
         page.get_by_text("query #42").wait_for(timeout=60000)  # signed in: the deep link's page itself
         wait_rendered(page)
         assert loaded_images(page) == 13
-        browser.close()
+        page.close()
