@@ -7,7 +7,7 @@ DB ?= data/vehicles.duckdb
 DEMO ?= data/demo
 PORT ?= 8501
 
-.PHONY: run test venv browser demo-db bench scaling clean
+.PHONY: run test venv browser demo-db bench scaling loadtest reliability clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,18 @@ bench: venv browser
 
 scaling: venv
 	$(PY) -m bench.scaling
+
+# 20 browser sessions for 2 minutes on the full-scale database (.bench/db-40671, built by
+# `make bench` or here if missing: ~10 min of data generation + ~25 min of loading on 2 cores);
+# LOADTEST_DB=path to use another database. Figures -> docs/RELIABILITY.md
+LOADTEST_DB ?=
+loadtest: venv browser
+	$(PY) -m bench.loadtest $(if $(LOADTEST_DB),--db $(LOADTEST_DB)) --users 20 --seconds 120 \
+		--out docs/loadtest.json --doc docs/RELIABILITY.md
+
+# SIGKILL the loader at every stage on a small demo; table -> docs/RELIABILITY.md
+reliability: venv
+	$(PY) -m bench.reliability
 
 clean:
 	rm -rf .pytest_cache

@@ -44,8 +44,13 @@ def _leave_legacy_pages_mode():
 
 
 def explorer():
-    """The Explorer of the newest complete build; a new build is picked up on the next rerun."""
+    """The Explorer of the newest complete build; a new build is picked up on the next rerun.
+
+    Every page gets its data here, so the password gate is checked here too:
+    a page run on its own (a deep link on a fresh server) shows nothing either.
+    """
     _leave_legacy_pages_mode()
+    require_password()
     real = store.resolve(DB_PATH)
     if real is None:
         st.error(f"No database at `{DB_PATH}`. Build one with `python -m lib load DATA --db {DB_PATH}` "

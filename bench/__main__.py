@@ -142,7 +142,7 @@ def peers(ex, model, full_peers, rng):
 
 def app_figures(db):
     """First render of every page in Debian's chromium, and the app's resident memory after."""
-    from tests.browser import launch, running_app, wait_rendered
+    from tests.browser import launch, rss_mb, running_app, wait_rendered
 
     try:
         from playwright.sync_api import sync_playwright
@@ -164,14 +164,7 @@ def app_figures(db):
         for path in pages:
             page.goto(f"{base}/{path}")
             out[path.split("?")[0] or "overview"] = wait_rendered(page, timeout=120000)
-        pid = subprocess.run(["pgrep", "-f", "streamlit run"], capture_output=True, text=True).stdout.split()
-        rss = 0
-        for pid_ in pid:
-            try:
-                status = Path(f"/proc/{pid_}/status").read_text()
-                rss = max(rss, int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024)
-            except (OSError, AttributeError):
-                pass
+        rss = rss_mb(base.pid)  # this app's server, not any other `streamlit run` on the machine
         browser.close()
     return {"first_render_s": out, "app_rss_mb": rss}
 

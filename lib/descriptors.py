@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import pickle
+import re
 import sys
 import struct
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # file that would exhaust the machine before we learn its shape.
 MAX_DESCRIPTOR_BYTES = 48 * 2**30
 MAX_DIM = 65536
+MAX_CSV_BYTES = 2 * 2**30  # the real CSV is about 40 MB
+# names the database uses for something other than a descriptor file
+RESERVED_MODELS = ("consensus",)
 
 
 class InputError(Exception):
@@ -62,7 +66,7 @@ class _PendingArray:
 
 
 def _checked_reconstruct(subtype, shape, typecode):
-    if subtype is not np.ndarray:
+    if subtype is not _NDARRAY:
         raise pickle.UnpicklingError("only plain numpy arrays are allowed")
     return _PendingArray()
 
@@ -73,10 +77,27 @@ def _checked_frombuffer(buf, dtype, shape, order):
     return flat.reshape(shape, order=order)
 
 
+class _NdarrayToken:
+    """Stands in for ``numpy.ndarray`` in a pickle: an argument of
+    ``_reconstruct``, but not callable, so a pickle cannot allocate an
+    arbitrary uninitialised array by calling the class."""
+
+
+_NDARRAY = _NdarrayToken()
+
+
+def _latin1_encode(text, encoding="latin1"):
+    """``_codecs.encode`` as numpy's protocol-2 pickles use it (array bytes as
+    latin-1 text), and nothing else: no other codec is reachable."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode is allowed only for latin-1 text")
+    return text.encode("latin1")
+
+
 _ALLOWED = {
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _checked_dtype,
-    ("_codecs", "encode"): __import__("_codecs").encode,
+    ("_codecs", "encode"): _latin1_encode,
 }
 for _core in ("numpy._core", "numpy.core"):  # numpy 2.x and 1.x pickles
     _ALLOWED[(f"{_core}.multiarray", "_reconstruct")] = _checked_reconstruct
@@ -157,9 +178,9 @@ def safe_load_pickle(path):
     try:
         with open(path, "rb") as f:
             obj = SafeUnpickler(f, path).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError,
-            AttributeError, IndexError, KeyError, MemoryError, struct.error) as e:
-        raise InputError(path, f"cannot read pickle: {e}") from None
+    except Exception as e:  # whatever a hostile byte stream provokes, it is the file's fault
+        detail = "the file ends early (truncated?)" if isinstance(e, (EOFError, struct.error)) else str(e) or type(e).__name__
+        raise InputError(path, f"cannot read pickle: {detail}") from None
     if isinstance(obj, _PendingArray):
         obj = obj.array
     if not isinstance(obj, np.ndarray):
@@ -180,7 +201,7 @@ def load_array(path):
     if path.suffix == ".npy":
         try:
             return np.load(path, allow_pickle=False, mmap_mode="r")
-        except (ValueError, OSError, EOFError) as e:
+        except Exception as e:  # a hostile header is the file's fault, never a traceback
             raise InputError(path, f"cannot read .npy: {e}") from None
     return safe_load_pickle(path)
 
@@ -261,15 +282,27 @@ def discover(data_dir):
     ddir = Path(data_dir) / "descriptors"
     if not ddir.is_dir():
         raise InputError(ddir, "no such folder (expected one descriptor file per model)")
-    found = {}
+    found, keys = {}, {}
     for p in sorted(ddir.iterdir()):
         if p.suffix.lower() in DESCRIPTOR_SUFFIXES and p.is_file():
             if p.stem in found:
                 raise InputError(p, f"second file for model {p.stem!r}")
+            if p.stem.lower() in RESERVED_MODELS:
+                raise InputError(p, f"model name {p.stem!r} is reserved (rename the file)")
+            key = model_key(p.stem)
+            if not key or key in keys:
+                other = f" as {keys[key]!r} does" if key in keys else ""
+                raise InputError(p, f"model name {p.stem!r} maps to table name {key!r}{other} (rename the file)")
+            keys[key] = p.stem
             found[p.stem] = p
     if not found:
         raise InputError(ddir, "holds no .pickle or .npy descriptor file")
     return found
+
+
+def model_key(model):
+    """A model name reduced to ``[0-9a-z_]``: safe inside a table name."""
+    return re.sub(r"[^0-9a-zA-Z]+", "_", model).strip("_").lower()
 
 
 def _looks_like_path(value):
@@ -301,6 +334,8 @@ def relative_image_path(raw, csv_path=None, row=None):
     tail = parts[-3:]
     if any(p in (".", "..") or ":" in p for p in tail):
         raise InputError(csv_path, f"{where}path {raw!r} points outside the image root")
+    if any(ord(c) < 32 or c == "\x7f" for c in "".join(tail)):  # NUL breaks every file call
+        raise InputError(csv_path, f"{where}path {raw!r} has a control character")
     return "/".join(tail), tail[1]
 
 
@@ -312,6 +347,8 @@ def read_paths(csv_path):
     """
     csv_path = Path(csv_path)
     try:
+        if csv_path.stat().st_size > MAX_CSV_BYTES:
+            raise InputError(csv_path, f"is over the {MAX_CSV_BYTES / 2**30:.0f} GiB cap")
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     except OSError as e:

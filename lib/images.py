@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import threading
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
@@ -64,6 +66,18 @@ def _batch(args):
     return [make_thumbnail(resolve_image(root, rel), size) for rel in rels]
 
 
+def _exit_with_parent(parent_pid):
+    """In a worker: exit when the loader is gone. A SIGKILLed loader cannot stop
+    its pool, and the workers, holding both ends of their task queue, would
+    wait for work forever."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def iter_thumbnails(image_root, rel_paths, size=THUMB_SIZE, n_jobs=2, batch=512):
     """Thumbnails for every path, in order, as batches made by ``n_jobs`` processes.
 
@@ -78,7 +92,8 @@ def iter_thumbnails(image_root, rel_paths, size=THUMB_SIZE, n_jobs=2, batch=512)
         yield from map(_batch, tasks)
         return
     # spawn, not fork: the loader already runs BLAS/numba thread pools by now
-    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         yield from pool.map(_batch, tasks)
 
 

@@ -14,8 +14,28 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 
 from . import images, store
+
+
+_INT = re.compile(r"\s*\+?([0-9]{1,18})\s*")
+
+
+def parse_int(value):
+    """A non-negative whole number written in ASCII digits (URL or text box), or None.
+
+    Stricter than ``int()``, which also takes ``'1_000'``, ``'٣'`` and 4,000-digit
+    strings; ``str.isdigit`` accepts ``'²'``, which ``int()`` then refuses.
+    """
+    m = _INT.fullmatch(value) if isinstance(value, str) else None
+    return int(m.group(1)) if m else None
+
+
+def int_param(value, lo, hi, default):
+    """An integer query parameter within ``[lo, hi]``, else ``default``."""
+    n = parse_int(value)
+    return n if n is not None and lo <= n <= hi else default
 
 
 class Explorer:
@@ -71,10 +91,12 @@ class Explorer:
 
     def check_image_id(self, value):
         """Parse an image ID from user input; ValueError with a friendly message if bad."""
-        try:
-            image_id = int(str(value).strip())
-        except (TypeError, ValueError):
-            raise ValueError(f"image ID must be a whole number, not {str(value)[:40]!r}") from None
+        text = str(value).strip()
+        image_id = parse_int(text)
+        if image_id is None and text.startswith("-") and parse_int(text[1:]) is not None:
+            raise ValueError(f"no image {text[:24]}: IDs run from 0 to {self.n_images - 1}")
+        if image_id is None:
+            raise ValueError(f"image ID must be a whole number, not {str(value)[:24]!r}")
         if not 0 <= image_id < self.n_images:
             raise ValueError(f"no image {image_id}: IDs run from 0 to {self.n_images - 1}")
         return image_id

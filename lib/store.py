@@ -16,6 +16,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from .descriptors import model_key
+
 SCHEMA = """
 CREATE TABLE meta(key VARCHAR, value VARCHAR);
 CREATE TABLE images(
@@ -48,8 +50,16 @@ CREATE TABLE stages(stage VARCHAR, model VARCHAR, seconds DOUBLE, cpu_seconds DO
 
 
 def vector_table(model):
-    """Name of the table holding a model's reduced descriptors."""
-    return "vectors_" + re.sub(r"[^0-9a-zA-Z]+", "_", model).strip("_").lower()
+    """Name of the table holding a model's reduced descriptors (only ``[0-9a-z_]``)."""
+    return "vectors_" + model_key(model)
+
+
+def _identifier(name):
+    """``name`` if it is a plain SQL identifier (table and column names are
+    the only parts of a statement built as text), else ValueError."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
 
 
 def _arrow(columns):
@@ -68,6 +78,9 @@ def _arrow(columns):
 
 def insert(con, table, columns):
     """Append rows given as ``{column: array or list}`` to ``table`` through Arrow."""
+    # names go into the SQL text (values never do): only plain identifiers
+    for name in (table, *columns):
+        _identifier(name)
     con.register("_incoming", _arrow(columns))
     try:
         cols = ", ".join(f'"{c}"' for c in columns)
@@ -92,8 +105,8 @@ class Writer:
 
     def create_vectors(self, model, Z):
         """Store reduced descriptors as ``FLOAT[d]`` arrays (similarity in SQL)."""
-        name = vector_table(model)
-        self.con.execute(f'CREATE TABLE "{name}"(image_id INTEGER, vec FLOAT[{Z.shape[1]}])')
+        name = _identifier(vector_table(model))
+        self.con.execute(f'CREATE TABLE "{name}"(image_id INTEGER, vec FLOAT[{int(Z.shape[1])}])')
         self.insert(name, {"image_id": np.arange(len(Z), dtype=np.int32), "vec": Z.astype(np.float32)})
         return name
 
@@ -162,19 +175,43 @@ def publish(db_path, build_path):
 
 
 def prune(db_path, keep=2):
-    """Delete all but the ``keep`` newest complete builds (never the current one).
+    """Delete all but the ``keep`` newest complete builds (never the current one),
+    and the ``.partial`` files of loads that died.
 
-    Unfinished ``.partial`` files are left alone: one may belong to a load
-    still running.
+    A ``.partial`` file carries its loader's process id; it is left alone
+    while that process runs (a load in progress).
 
     Readers that still have an old file open keep reading it: on POSIX an
     unlinked file lives until its last handle closes.
     """
     current = resolve(db_path)
-    files = sorted(builds_dir(db_path).glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+    d = builds_dir(db_path)
+    files = sorted(d.glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
     for p in files[keep:]:
         if current is None or p.resolve() != current:
             p.unlink(missing_ok=True)
+    for p in d.glob("*.duckdb.partial"):
+        if not _alive(_build_pid(p)):
+            p.unlink(missing_ok=True)
+            Path(str(p) + ".wal").unlink(missing_ok=True)
+
+
+def _build_pid(path):
+    # <stem>-<stamp>-<pid>-<nanos>.duckdb.partial (see new_build_path)
+    m = re.search(r"-(\d+)-\d{6}\.duckdb\.partial$", path.name)
+    return int(m.group(1)) if m else None
+
+
+def _alive(pid):
+    if pid is None:
+        return True  # not ours to judge: keep it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def resolve(db_path):

@@ -4,6 +4,7 @@ import streamlit as st
 
 import ui
 from lib import reviews
+from lib.queries import int_param
 
 ex = ui.explorer()
 rev = ui.review_store()
@@ -32,7 +33,7 @@ with right:
               for r in clusters.itertuples()]
     wanted = st.query_params.get("cluster")
     ids = list(clusters["cluster"])
-    idx = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
+    idx = ids.index(c) if (c := int_param(wanted, 0, max(ids), None)) in ids else 0
     choice = st.selectbox("Cluster", range(len(ids)), index=idx, format_func=lambda i: labels[i])
     cluster = ids[choice]
     st.query_params["cluster"] = str(cluster)

@@ -3,6 +3,7 @@ import streamlit as st
 
 import ui
 from lib import export, outliers, reviews
+from lib.queries import int_param
 
 PER_PAGE = 24
 COLUMNS = 4  # room for the verdict buttons under each image
@@ -70,7 +71,7 @@ _, total = ex.outliers(model, 1, 1, cmodel, cluster, cause, exclude)
 n_pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
 if fresh:
     raw = q.get("page", "1")
-    state["o_page"] = int(raw) if raw.isdigit() and 1 <= int(raw) <= n_pages else 1
+    state["o_page"] = int_param(raw, 1, n_pages, 1)
 state["o_page"] = min(max(1, int(state["o_page"])), n_pages)
 st.number_input("Page", 1, n_pages, key="o_page")
 page = state["o_page"]

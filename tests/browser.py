@@ -22,16 +22,36 @@ def free_port():
         return s.getsockname()[1]
 
 
+class AppURL(str):
+    """The app's base URL; ``pid`` is the server's process id (for its memory)."""
+
+    pid = None
+
+
+def rss_mb(pid):
+    """Resident memory of a process in MiB (Linux), or None if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
 @contextmanager
-def running_app(db_path, timeout=90):
-    """Start ``streamlit run streamlit_app.py`` on a free port; yield its base URL."""
+def running_app(db_path, timeout=90, env=None):
+    """Start ``streamlit run streamlit_app.py`` on a free port; yield its base URL (an :class:`AppURL`).
+
+    ``env``: extra environment variables for the server (e.g. a HOME whose
+    ``.streamlit/secrets.toml`` sets a password).
+    """
     port = free_port()
-    env = dict(os.environ, VEHICLE_DB=str(db_path), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    env = dict(os.environ, VEHICLE_DB=str(db_path), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **(env or {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    base = AppURL(f"http://127.0.0.1:{port}")
+    base.pid = proc.pid
     try:
         deadline = time.time() + timeout
         while True:
@@ -56,19 +76,23 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
+TITLE = '[data-testid="stMain"] h1'
+# true once Streamlit has shown no running/skeleton marker for 0.5 s
+IDLE_JS = """() => {
+    const busy = document.querySelector('[data-testid="stStatusWidget"]')
+        || document.querySelector('[data-testid="stSkeleton"]');
+    if (busy) { window.__idleSince = null; return false; }
+    window.__idleSince = window.__idleSince || performance.now();
+    return performance.now() - window.__idleSince > 500;
+}"""
+
+
 def wait_rendered(page, timeout=60000):
     """Wait until the page shows its title and Streamlit has stopped running the script.
 
     Returns the seconds from the document's navigation start until it went
     idle (the 0.5 s of idleness used to confirm it is not counted).
     """
-    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout)
-    page.wait_for_function(
-        """() => {
-            const busy = document.querySelector('[data-testid="stStatusWidget"]')
-                || document.querySelector('[data-testid="stSkeleton"]');
-            if (busy) { window.__idleSince = null; return false; }
-            window.__idleSince = window.__idleSince || performance.now();
-            return performance.now() - window.__idleSince > 500;
-        }""", timeout=timeout, polling=100)
+    page.wait_for_selector(TITLE, timeout=timeout)
+    page.wait_for_function(IDLE_JS, timeout=timeout, polling=100)
     return page.evaluate("() => window.__idleSince") / 1000

@@ -244,3 +244,62 @@ def test_password_gate_shows_no_data_before_sign_in(app_db):
     at.text_input[0].input("s3cret").run()
     no_errors(at)
     assert at.title[0].value == "Vehicle cluster explorer" and at.metric[0].label == "Images"
+
+
+# every query parameter of every page, with hostile or malformed values
+PARAMS = {"overview": ["model"], "metrics": ["model"], "clusters": ["model", "cluster"],
+          "similar": ["model", "image"], "outliers": ["model", "page"]}
+GARBAGE = ["'; DROP TABLE images; --", "<script>alert(1)</script>", "../../../etc/passwd", "\u00b2",
+           "-1", "1e3", "9" * 5000, "\x00"]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+@pytest.mark.parametrize("page", PARAMS)
+def test_garbage_in_every_url_parameter_gives_a_page_not_a_traceback(app_db, page, garbage):
+    at = run_page(page, **{name: garbage for name in PARAMS[page]}, unknown=garbage)
+    no_errors(at)
+    assert at.title, "the page drew nothing"
+    if "model" in PARAMS[page] and page != "outliers":
+        assert at.sidebar.selectbox[0].value == "efficientnet-b7"  # the first model, not the garbage
+    if page == "similar":
+        assert "image ID must be a whole number" in at.warning[0].value or "no image" in at.warning[0].value
+        assert not images(at)
+    if page == "outliers":
+        assert at.number_input[0].value == 1
+    if page == "clusters":
+        assert at.selectbox[0].value == 0
+
+
+def test_a_finished_rebuild_is_served_without_a_restart(tmp_path, monkeypatch):
+    import ui
+    from lib import pipeline, store
+
+    from .tiny import TINY_CONFIG, make_tiny
+
+    data = make_tiny(tmp_path / "data")
+    db = tmp_path / "v.duckdb"
+    pipeline.load(data, db, TINY_CONFIG)
+    monkeypatch.setattr(ui, "DB_PATH", db)
+    at = run_page("overview")
+    no_errors(at)
+    first = store.resolve(db).name
+    assert first in at.caption[0].value
+    pipeline.load(data, db, TINY_CONFIG)  # a rebuild while the app runs
+    second = store.resolve(db).name
+    assert second != first
+    at.run()  # the next rerun of the same session
+    no_errors(at)
+    assert second in at.caption[0].value and first not in at.caption[0].value
+
+
+@pytest.mark.parametrize("page", PARAMS)
+def test_every_page_run_on_its_own_asks_for_the_password_first(app_db, page):
+    # a page file run without streamlit_app.py (Streamlit's legacy pages mode on a fresh server)
+    at = AppTest.from_file(f"../pages/{page}.py", default_timeout=TIMEOUT)
+    at.secrets["password"] = "s3cret"
+    at.query_params["model"] = "osnet"
+    at.query_params["image"] = "5"
+    at.run()
+    no_errors(at)
+    assert [t.label for t in at.text_input] == ["Password"]
+    assert not at.metric and not at.dataframe and not at.image and not at.selectbox and not at.sidebar.selectbox

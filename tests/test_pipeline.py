@@ -187,3 +187,41 @@ def test_killed_load_leaves_the_previous_database_serving(tmp_path):
     assert ex.n_images == 300 and len(ex.similar("alpha", 0, 5)) == 5
     ex.close()
     assert len(list(store.builds_dir(db).glob("*.duckdb"))) == 1
+
+
+@pytest.fixture(scope="module")
+def served_tiny(tmp_path_factory):
+    """A tiny dataset with a published database, killed into below."""
+    root = tmp_path_factory.mktemp("kills")
+    data = make_tiny(root / "data")
+    db = root / "v.duckdb"
+    pipeline.load(data, db, TINY_CONFIG)
+    return data, db
+
+
+@pytest.mark.parametrize("point", ["advance:PCA:1", "stage:neighbours@beta", "advance:thumbnails:1", "publish", "link"])
+def test_sigkill_at_each_stage_leaves_the_previous_database_serving(served_tiny, point):
+    from bench.reliability import killed_load
+
+    data, db = served_tiny
+    row = killed_load(data, db, point, ("--k-max", "5", "--map-iters", "50"))
+    assert row["killed"], row
+    assert row["same_build"] and not row["served_is_partial"]  # the link and its file untouched
+    assert row["old_reader_ok"] and row["new_reader_ok"], row.get("error")
+    assert row["partial_left"] == (point != "link")  # at "link" the build was complete, only not linked
+
+
+def test_a_complete_load_clears_the_partial_files_of_dead_loads_only(tmp_path):
+    db = tmp_path / "v.duckdb"
+    d = store.builds_dir(db)
+    d.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = d / f"v-20260101T000000-{dead.pid}-000001.duckdb.partial"
+    running = d / f"v-20260101T000000-{os.getpid()}-000002.duckdb.partial"
+    foreign = d / "someone-elses.duckdb.partial"
+    for p in (stale, running, foreign, d / (stale.name + ".wal")):
+        p.write_bytes(b"x")
+    store.prune(db)
+    assert not stale.exists() and not (d / (stale.name + ".wal")).exists()
+    assert running.exists() and foreign.exists()
