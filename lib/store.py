@@ -49,6 +49,9 @@ CREATE TABLE stages(stage VARCHAR, model VARCHAR, seconds DOUBLE, cpu_seconds DO
 """
 
 
+READ_MEMORY_LIMIT = "384MB"
+
+
 def vector_table(model):
     """Name of the table holding a model's reduced descriptors (only ``[0-9a-z_]``)."""
     return "vectors_" + model_key(model)
@@ -227,4 +230,6 @@ def connect(db_path):
     real = resolve(db_path)
     if real is None:
         raise FileNotFoundError(f"{db_path}: no database (build one with: python -m lib load DATA --db {db_path})")
-    return duckdb.connect(str(real), read_only=True)
+    # the app's queries are point lookups and small aggregates: a capped buffer pool
+    # keeps a served app within a hosted tier's memory (DuckDB's default is 80% of RAM)
+    return duckdb.connect(str(real), read_only=True, config={"memory_limit": READ_MEMORY_LIMIT})
