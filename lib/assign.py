@@ -109,7 +109,7 @@ def assign(new_dir, db_path, name=None, thumb_size=images.THUMB_SIZE, n_jobs=2, 
     if out.exists():
         raise InputError(out, f"batch {name!r} exists already (choose another with --name)")
 
-    con = duckdb.connect(str(build), read_only=True)
+    con = store.open_read_only(build)
     try:
         image_list, arrays, models, ignored = _check_inputs(con, db_path, new_dir)
         n = len(image_list)

@@ -21,9 +21,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
 
-from . import images
+from . import images, store
 
 SCHEMA = """
 CREATE TABLE meta(key VARCHAR, value VARCHAR);
@@ -67,7 +66,7 @@ class Batch:
         path = batch_path(db_path, name)
         if not path.exists():
             raise ValueError(f"no batch {name!r}")
-        self.con = duckdb.connect(str(path), read_only=True)
+        self.con = store.open_read_only(path)
         self.meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
         self.n_images = self.con.execute("SELECT count(*) FROM images").fetchone()[0]
 

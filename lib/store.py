@@ -230,6 +230,15 @@ def connect(db_path):
     real = resolve(db_path)
     if real is None:
         raise FileNotFoundError(f"{db_path}: no database (build one with: python -m lib load DATA --db {db_path})")
+    return open_read_only(real)
+
+
+def open_read_only(path):
+    """Read-only connection to one database file.
+
+    Every reader opens files this way: DuckDB refuses a second connection to
+    a file with another configuration in the same process.
+    """
     # the app's queries are point lookups and small aggregates: a capped buffer pool
     # keeps a served app within a hosted tier's memory (DuckDB's default is 80% of RAM)
-    return duckdb.connect(str(real), read_only=True, config={"memory_limit": READ_MEMORY_LIMIT})
+    return duckdb.connect(str(path), read_only=True, config={"memory_limit": READ_MEMORY_LIMIT})
