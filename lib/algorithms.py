@@ -238,15 +238,18 @@ def _birch(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
             else:
                 break
         nearest_sub = b.predict(Z)  # n_clusters=None: the label is the subcluster
-        S = Z[sweep_idx]
-        sweep = []
-        for k in [k for k in ks if k <= len(b.subcluster_centers_)]:
-            b.set_params(n_clusters=k).partial_fit()  # only the global step again
-            sweep.append(_sweep_row(k, S, b.subcluster_labels_[nearest_sub[sweep_idx]], sil_idx, null_ch))
-        k = _choose(sweep)
-        b.set_params(n_clusters=k).partial_fit()
-    return (b.subcluster_labels_[nearest_sub],
-            {"k": k, "threshold": round(thr, 4), "subclusters": int(len(b.subcluster_centers_))}, sweep)
+    # Birch's global step is Ward on the subcluster centres; one tree serves every k
+    from scipy.cluster.hierarchy import ward as ward_linkage
+
+    centres = b.subcluster_centers_
+    children = ward_linkage(centres)[:, :2].astype(np.int64)
+    S = Z[sweep_idx]
+    sweep, cuts = [], {}
+    for k in [k for k in ks if k <= len(centres)]:
+        cuts[k] = cut_tree(children, len(centres), k)
+        sweep.append(_sweep_row(k, S, cuts[k][nearest_sub[sweep_idx]], sil_idx, null_ch))
+    k = _choose(sweep)
+    return cuts[k][nearest_sub], {"k": k, "threshold": round(thr, 4), "subclusters": int(len(centres))}, sweep
 
 
 def ward_tree(Z, graph, sizes=None):

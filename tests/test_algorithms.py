@@ -150,3 +150,13 @@ def test_ranking_puts_the_worst_last_and_says_why():
     place, reasons = evidence.rank_models(table)
     assert place == {"good": 1, "fair": 2, "noise": 3}
     assert "best on same_vehicle_recall" in reasons["good"] and "worst on" in reasons["noise"]
+
+
+def test_birch_sweep_cuts_the_same_global_ward_as_scikit_learn():
+    from sklearn.cluster import Birch
+
+    X, _ = blobs(n=3000, centers=6, std=2.0, seed=1)
+    idx, dist, sweep_idx, sil_idx, null_ch = inputs(X)
+    run = algorithms.run("birch", X, idx, dist, range(2, 9), null_ch, sweep_idx, sil_idx)
+    ref = Birch(threshold=run.params["threshold"], n_clusters=run.params["k"]).fit(X).labels_
+    assert ari(run.labels, ref) == pytest.approx(1.0)
