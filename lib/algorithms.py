@@ -24,7 +24,7 @@ DEFAULT = "kmeans"  # what `assignments` holds: centre-based, so new images go t
 LABELS = {"kmeans": "KMeans", "minibatch": "MiniBatchKMeans", "gmm": "Gaussian mixture (diag)",
           "birch": "Birch", "ward": "Ward (kNN connectivity)", "hdbscan": "HDBSCAN"}
 GMM_SWEEP_ROWS = 10000           # EM per k is the dearest sweep step; a smaller sample keeps it seconds
-BIRCH_MAX_SUBCLUSTERS = 4000     # Birch's global step is a full-matrix Ward on the subclusters
+BIRCH_SAMPLE_SUBCLUSTERS = 1000  # on the sweep sample; all rows make more (Ward on them is m^2)
 WARD_EXACT_ROWS = 10000          # up to here Ward starts from the rows themselves (exact)
 WARD_LEAVES = 2000               # above, from this many KMeans groups (see ward_leaves)
 HDBSCAN_SHARES = (0.002, 0.005, 0.01, 0.02, 0.05)  # min_cluster_size as a share of the rows
@@ -209,13 +209,14 @@ def _gmm(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
                            "sweep_rows": int(len(S))}, sweep
 
 
-def birch_threshold(knn_dist, n_rows, max_subclusters=BIRCH_MAX_SUBCLUSTERS):
+def birch_threshold(knn_dist, n_rows, max_subclusters=BIRCH_SAMPLE_SUBCLUSTERS):
     """Birch's first subcluster radius from the neighbour table.
 
     Scaled to the data (the median distance to the farthest stored
     neighbour) and grown slowly with the rows; :func:`_birch` then adjusts it
-    until the number of subclusters, which Birch's global step clusters with
-    a full-matrix Ward, is between twice the largest k and a few thousand.
+    on the sweep sample until the number of subclusters, which Birch's global
+    step clusters with a full-matrix Ward, is between twice the largest k and
+    :data:`BIRCH_SAMPLE_SUBCLUSTERS`.
     """
     base = float(np.median(knn_dist[:, -1]))
     return base * max(1.0, (n_rows / (50 * max_subclusters)) ** (1 / 8))
@@ -226,24 +227,32 @@ def _birch(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
 
     thr = birch_threshold(knn_dist, len(Z))
     want = min(2 * max(ks), len(Z))  # enough subclusters for the global step to make every k
+    S = Z[sweep_idx]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fewer subclusters than k: Birch says so, the sweep records it
-        for _ in range(12):  # a bounded search for a radius giving want..max subclusters
-            b = Birch(threshold=thr, n_clusters=None).fit(Z)
-            m = len(b.subcluster_centers_)
-            if m > BIRCH_MAX_SUBCLUSTERS:
-                thr *= 1.5
+        # the radius is searched on the sweep sample (a CF-tree with thousands of
+        # subclusters in 64 dims costs minutes per fit at 416k rows), then one fit on
+        # all rows. The count falls off a cliff as the radius grows in high dims, so
+        # the search brackets the target range and bisects (on a log scale).
+        lo, hi = 0.0, np.inf  # radii known to give too many / too few subclusters
+        for _ in range(16):
+            m = len(Birch(threshold=thr, n_clusters=None).fit(S).subcluster_centers_)
+            if m > BIRCH_SAMPLE_SUBCLUSTERS:
+                lo = thr
             elif m < want:
-                thr /= 1.5
+                hi = thr
             else:
                 break
+            thr = np.sqrt(lo * hi) if lo > 0 and np.isfinite(hi) else (thr * 2 if m > want else thr / 2)
+        else:
+            thr = lo if lo > 0 else thr  # no radius in range: rather too many subclusters than too few
+        b = Birch(threshold=thr, n_clusters=None).fit(Z)
         nearest_sub = b.predict(Z)  # n_clusters=None: the label is the subcluster
     # Birch's global step is Ward on the subcluster centres; one tree serves every k
     from scipy.cluster.hierarchy import ward as ward_linkage
 
     centres = b.subcluster_centers_
     children = ward_linkage(centres)[:, :2].astype(np.int64)
-    S = Z[sweep_idx]
     sweep, cuts = [], {}
     for k in [k for k in ks if k <= len(centres)]:
         cuts[k] = cut_tree(children, len(centres), k)

@@ -44,8 +44,9 @@ def test_clusters_page_shows_a_gallery(app_db):
     at = run_page("clusters", model="vdc_type", cluster="1")
     no_errors(at)
     assert at.selectbox[0].value == 1
-    assert len(images(at)) == 24
-    assert "Cluster 1" in at.subheader[0].value
+    assert len(images(at)) == 12 + 6 + 12  # nearest the centre, on the boundary, random
+    assert [h.value for h in at.subheader][:3] == ["Cluster 1: nearest the centre", "Cluster 1: on the boundary",
+                                                   "Cluster 1: random images"]
 
 
 def test_similar_page_from_the_url_and_clicking_a_neighbour(app_db):
