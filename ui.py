@@ -23,6 +23,7 @@ PAGES = {  # url path -> file, title
     "clusters": ("pages/clusters.py", "Clusters"),
     "similar": ("pages/similar.py", "Similar"),
     "outliers": ("pages/outliers.py", "Outliers"),
+    "compare": ("pages/compare.py", "Compare"),
 }
 
 
@@ -178,6 +179,21 @@ def pick_model(ex, extra=()):
     model = st.sidebar.selectbox("Model", names, index=index, key="model_picker")
     st.query_params["model"] = model
     return model
+
+
+def pick_algorithm(ex, model):
+    """Sidebar clustering-algorithm picker, kept in the URL (``?algo=``); every cluster view follows it."""
+    from lib.algorithms import LABELS
+
+    names = ex.algorithms(model)
+    wanted = st.query_params.get("algo")
+    if wanted and wanted not in names:
+        st.sidebar.warning(f"No algorithm {wanted[:40]!r} for {model}; showing {names[0]}.")
+    index = names.index(wanted) if wanted in names else 0
+    algo = st.sidebar.selectbox("Clustering algorithm", names, index=index, key="algo_picker",
+                                format_func=lambda a: LABELS.get(a, a))
+    st.query_params["algo"] = algo
+    return algo
 
 
 def similar_link(model, image_id):

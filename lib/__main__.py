@@ -26,12 +26,25 @@ def _demo(args):
           f"({summary['n_outliers']} planted outliers) to {args.dir}")
 
 
+def _combinations(given):
+    """``--combine`` values: None when not given (the defaults), () for ``--combine none``."""
+    if not given:
+        return None
+    return tuple(c for c in given if c.lower() != "none")
+
+
 def _load(args):
+    from . import algorithms
     from .pipeline import LoadConfig, load
     from .progress import TerminalProgress
 
+    try:
+        algos = algorithms.parse(args.algorithms)
+    except ValueError as e:
+        raise InputError("--algorithms", str(e)) from None
     cfg = LoadConfig(ks=tuple(range(args.k_min, args.k_max + 1)), n_neighbors=args.neighbors,
-                     random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs)
+                     random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs,
+                     combinations=_combinations(args.combine), algorithms=algos)
     if args.map_iters:
         cfg.map_iters = cfg.map_exaggeration_iters = args.map_iters
     report = load(args.dir, args.db, cfg, TerminalProgress())
@@ -39,6 +52,7 @@ def _load(args):
     for m, info in report["models"].items():
         print(f"  {m}: {info['dim']} dims -> PCA {info['pca_dim']}, k = {info['chosen_k']}"
               + (f", {info['nonfinite_rows']} rows had NaN/inf (set to column means)" if info["nonfinite_rows"] else ""))
+    print("  ranking (1 = recommended): " + ", ".join(f"{r}. {m}" for m, r in report["ranks"].items()))
     bad = {k: v for k, v in report["image_status"].items() if k != "ok" and v}
     if bad:
         print("  images without thumbnail: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
@@ -80,6 +94,11 @@ def main(argv=None):
     p.add_argument("dir")
     p.add_argument("--db", required=True, help="database path (a link to the newest complete build)")
     p.add_argument("--model", action="append", help="load only this model (repeatable)")
+    p.add_argument("--combine", action="append", metavar="A+B",
+                   help="also load this combination of models as a model of its own (repeatable); "
+                        "default: vdc_type+vdc_color and all four models, when loaded; 'none' for none")
+    p.add_argument("--algorithms", default="kmeans,minibatch,gmm,birch,ward,hdbscan",
+                   help="clustering algorithms to run on every model (comma-separated); KMeans always runs")
     p.add_argument("--k-min", type=int, default=2)
     p.add_argument("--k-max", type=int, default=30)
     p.add_argument("--neighbors", type=int, default=20)

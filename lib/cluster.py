@@ -45,6 +45,13 @@ def k_sweep(Z, ks=DEFAULT_KS, sample_size=SWEEP_SAMPLE, silhouette_size=SILHOUET
     list of dict
         One per k: ``k, calinski_harabasz, davies_bouldin, silhouette, inertia``.
     """
+    from .algorithms import one_thread
+
+    with one_thread():
+        return _k_sweep(Z, ks, sample_size, silhouette_size, random_state, progress)
+
+
+def _k_sweep(Z, ks, sample_size, silhouette_size, random_state, progress):
     idx = sample_rows(len(Z), sample_size, random_state)
     S = Z[idx]
     sil_idx = sample_rows(len(S), silhouette_size, random_state + 1)
@@ -137,10 +144,24 @@ def final_scores(Z, labels, sample_size=SWEEP_SAMPLE, silhouette_size=SILHOUETTE
                  random_state=0):
     """Internal scores of the final clustering, on the same kind of samples as the sweep."""
     idx = sample_rows(len(Z), sample_size, random_state)
-    S, L = Z[idx], labels[idx]
-    sil_idx = sample_rows(len(S), silhouette_size, random_state + 1)
+    sil_idx = sample_rows(len(idx), silhouette_size, random_state + 1)
+    return label_scores(Z[idx], labels[idx], sil_idx)
+
+
+def label_scores(S, labels, sil_idx):
+    """Calinski–Harabasz, Davies–Bouldin on ``S`` and silhouette on ``S[sil_idx]``.
+
+    Noise rows (label -1) are left out; a score that needs two clusters is
+    NaN when fewer remain.
+    """
+    keep = labels >= 0
+    S_, L_ = S[keep], labels[keep]
+    sil_keep = sil_idx[keep[sil_idx]]
+    nan = float("nan")
+    two = len(np.unique(L_)) > 1
+    sil_two = two and len(np.unique(labels[sil_keep])) > 1 and len(sil_keep) > len(np.unique(labels[sil_keep]))
     return dict(
-        calinski_harabasz=float(calinski_harabasz_score(S, L)),
-        davies_bouldin=float(davies_bouldin_score(S, L)),
-        silhouette=float(silhouette_score(S[sil_idx], L[sil_idx])),
+        calinski_harabasz=float(calinski_harabasz_score(S_, L_)) if two else nan,
+        davies_bouldin=float(davies_bouldin_score(S_, L_)) if two else nan,
+        silhouette=float(silhouette_score(S[sil_keep], labels[sil_keep])) if sil_two else nan,
     )

@@ -1,9 +1,11 @@
 """The load job: a dataset folder in, one complete DuckDB build out.
 
-Steps, per model: read and check the descriptors, PCA, k sweep, choose k,
-cluster all rows, neighbour graph, 2-D map, outlier scores; then, across
-models, the consensus outlier rank; then thumbnails. Nothing is visible at
-``db_path`` until every step has succeeded.
+Steps, per model: read and check the descriptors and reduce them (PCA);
+per model and per combination of models: k sweep, KMeans on all rows,
+neighbour graph, the other clustering algorithms, 2-D map, outlier scores,
+evidence; then, across models, the consensus outlier rank, thumbnails (and
+the colour of every cluster), the agreement between models and their
+ranking. Nothing is visible at ``db_path`` until every step has succeeded.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cluster, descriptors, embed, images, neighbors, outliers, projection, reduce, store
+from . import (algorithms, cluster, combine, descriptors, embed, evidence, images, neighbors, outliers,
+               projection, reduce, store)
 from .progress import Progress
 
 
@@ -33,6 +36,8 @@ class LoadConfig:
     map_exaggeration_iters: int = embed.EXAGGERATION_ITERS
     thumb_size: int = images.THUMB_SIZE
     models: tuple = field(default_factory=tuple)  # empty = every descriptor file
+    combinations: tuple = None  # None = combine.DEFAULTS whose parts are loaded; () = none
+    algorithms: tuple = algorithms.ALGORITHMS
     random_state: int = 0
     n_jobs: int = 2
 
@@ -76,22 +81,35 @@ def load(data_dir, db_path, config=None, progress=None):
         # fail before hours of work: reading is a memory map, so checking every file is cheap
         for path in files.values():
             descriptors.check(descriptors.load_array(path), path, n_rows=n)
+        combos = combine.resolve(cfg.combinations, list(files), data_dir / "descriptors")
     vehicle_codes = np.unique(np.array(image_list.vehicle_ids), return_inverse=True)[1].astype(np.int64)
 
     report = {"images": n, "models": {}}
-    combined_scores = {}
+    results = {}
+    needed = {p for c in combos for p in combine.parts(c)}
     with store.Writer(db_path) as db:
+        reduced = {}
         for model, path in files.items():
-            t_model = time.perf_counter()
-            info, combined_scores[model] = _load_model(db, model, path, n, vehicle_codes, cfg, prog)
-            info["seconds"] = time.perf_counter() - t_model
-            db.insert("models", {k: [v] for k, v in info.items()})
-            report["models"][model] = {k: info[k] for k in ("dim", "pca_dim", "chosen_k", "nonfinite_rows")}
+            Z, info = _read_and_reduce(db, model, path, n, cfg, prog)
+            results[model] = _model_steps(db, model, Z, info, vehicle_codes, cfg, prog)
+            if model in needed:
+                reduced[model] = Z  # combinations reuse the reduced blocks
+            del Z
             gc.collect()
+        for name in combos:
+            Z, info = _combination(db, name, reduced)
+            results[name] = _model_steps(db, name, Z, info, vehicle_codes, cfg, prog)
+            del Z
+            gc.collect()
+        del reduced
+        for name, r in results.items():
+            report["models"][name] = {k: r.info[k] for k in ("dim", "pca_dim", "chosen_k", "nonfinite_rows")}
 
         with prog.stage("consensus outliers"):
-            consensus = outliers.combine(combined_scores)
-            _insert_outliers(db, "consensus", consensus, outliers.flagged_by(combined_scores))
+            # over the models only: a combination repeats its parts' evidence
+            scores = {m: results[m].outlier_score for m in files}
+            consensus = outliers.combine(scores)
+            _insert_outliers(db, "consensus", consensus, outliers.flagged_by(scores))
 
         with prog.stage("cluster centres"):  # for `python -m lib assign` (issue 5)
             projection.store_centres(db)
@@ -99,6 +117,12 @@ def load(data_dir, db_path, config=None, progress=None):
         with prog.stage("thumbnails", total=n) as advance:
             status_counts = _store_thumbnails(db, data_dir, image_list, cfg, advance)
         report["image_status"] = status_counts
+
+        with prog.stage("agreement and ranking"):
+            db.insert("model_agreement", _columns(evidence.agreement(
+                {m: r.labels for m, r in results.items()}, {m: r.knn for m, r in results.items()})))
+            _rank(db)
+        report["ranks"] = dict(db.con.execute("SELECT model, rank FROM models ORDER BY rank").fetchall())
 
         columns = ("stage", "model", "seconds", "cpu_seconds", "peak_rss_mb")
         db.insert("stages", {c: [r[i] for r in prog.records] for i, c in enumerate(columns)})
@@ -111,12 +135,21 @@ def load(data_dir, db_path, config=None, progress=None):
     return report
 
 
-def _load_model(db, model, path, n, vehicle_codes, cfg, prog):
-    """All per-model steps; writes the model's rows and returns its summary."""
+@dataclass
+class ModelResult:
+    """What the steps after a model's own need from it."""
+
+    info: dict
+    labels: np.ndarray         # the default clustering
+    knn: np.ndarray            # the 10 nearest of every image, for the agreement between models
+    outlier_score: np.ndarray
+
+
+def _read_and_reduce(db, model, path, n, cfg, prog):
+    """Read one descriptor file and keep its PCA-reduced vectors; the rest of the rows go."""
     with prog.stage("read descriptors", model=model):
         X, nonfinite = descriptors.validate(descriptors.load_array(path), path, n_rows=n)
     dim = X.shape[1]
-
     with prog.stage("PCA", total=n, model=model) as advance:
         pca = reduce.fit_pca(X, cfg.variance, cfg.max_components, progress=advance)
         Z = reduce.transform(pca, X)
@@ -125,8 +158,31 @@ def _load_model(db, model, path, n, vehicle_codes, cfg, prog):
     ratio = pca.explained_variance_ratio
     db.insert("pca_variance", {"model": [model] * len(ratio), "component": np.arange(1, len(ratio) + 1, dtype=np.int32),
                                "ratio": ratio, "cumulative": np.cumsum(ratio)})
+    projection.store_pca(db, model, pca)  # new data is projected the same way by `python -m lib assign`
+    info = dict(model=model, source_file=path.name, dim=dim, pca_dim=pca.n_components,
+                explained_variance=pca.explained_variance, nonfinite_rows=nonfinite)
+    return Z, info
+
+
+def _combination(db, name, reduced):
+    """A combination's vectors from its parts' reduced blocks, each weighing the same."""
+    parts = combine.parts(name)
+    Z, weights = combine.combine([reduced[p] for p in parts])
+    db.insert("combination_parts", {"model": [name] * len(parts), "part": parts,
+                                    "position": np.arange(len(parts), dtype=np.int32), "weight": weights})
+    dims = db.con.execute("SELECT sum(dim), sum(explained_variance * pca_dim) / sum(pca_dim), sum(nonfinite_rows) "
+                          "FROM models WHERE model IN (SELECT unnest(?))", [parts]).fetchone()
+    info = dict(model=name, source_file=None, dim=int(dims[0]), pca_dim=Z.shape[1],
+                explained_variance=float(dims[1]), nonfinite_rows=int(dims[2]), parts=name)
+    return Z, info
+
+
+def _model_steps(db, model, Z, info, vehicle_codes, cfg, prog):
+    """Every step a model (or a combination) goes through on its reduced vectors."""
+    t_model = time.perf_counter()
+    n = len(Z)
+    ids = np.arange(n, dtype=np.int32)
     vtable = db.create_vectors(model, Z)
-    projection.store_pca(db, model, pca)  # for `python -m lib assign` (issue 5)
 
     with prog.stage("k sweep", total=len(cfg.ks), model=model) as advance:
         sweep = cluster.k_sweep(Z, cfg.ks, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state, advance)
@@ -134,10 +190,11 @@ def _load_model(db, model, path, n, vehicle_codes, cfg, prog):
     db.insert("k_scores", {"model": [model] * len(sweep), **{c: [s[c] for s in sweep] for c in sweep[0]}})
 
     with prog.stage("clustering", model=model):
+        t_kmeans = time.perf_counter()
         labels, centers, inertia = cluster.fit_kmeans(Z, k, cfg.random_state)
+        t_kmeans = time.perf_counter() - t_kmeans
         scores = cluster.final_scores(Z, labels, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state)
     center_dist = np.linalg.norm(Z - centers[labels], axis=1).astype(np.float32)
-    ids = np.arange(n, dtype=np.int32)
     db.insert("assignments", {"model": [model] * n, "image_id": ids, "cluster": labels, "center_distance": center_dist})
     sizes = np.bincount(labels, minlength=k)
     db.insert("clusters", {"model": [model] * k, "cluster": np.arange(k, dtype=np.int32), "size": sizes})
@@ -148,6 +205,8 @@ def _load_model(db, model, path, n, vehicle_codes, cfg, prog):
     db.insert("neighbors", {"model": [model] * (n * kk), "image_id": np.repeat(ids, kk),
                             "rank": np.tile(np.arange(1, kk + 1, dtype=np.int16), n),
                             "neighbor_id": knn_idx.reshape(-1), "distance": knn_dist.reshape(-1)})
+
+    _other_algorithms(db, model, Z, knn_idx, knn_dist, (labels, k, sweep, t_kmeans), vehicle_codes, cfg, prog)
 
     with prog.stage("2-D map", total=cfg.map_iters + cfg.map_exaggeration_iters, model=model) as advance:
         Y = embed.tsne_map(Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
@@ -161,12 +220,69 @@ def _load_model(db, model, path, n, vehicle_codes, cfg, prog):
         _insert_outliers(db, model, combined, outliers.flagged_by(raw))
     db.insert("outlier_scores", {"model": [model] * n, "image_id": ids, **raw})
 
-    info = dict(model=model, source_file=path.name, dim=dim, pca_dim=pca.n_components,
-                explained_variance=pca.explained_variance, chosen_k=k, inertia=inertia,
-                nonfinite_rows=nonfinite, map_knn_preservation=preservation, vector_table=vtable,
+    with prog.stage("evidence", model=model):
+        proof = dict(same_vehicle_recall=evidence.same_vehicle_recall(knn_idx, vehicle_codes),
+                     vehicle_consistency=evidence.vehicle_consistency(labels, vehicle_codes),
+                     stability_ari=evidence.stability(Z, k, cfg.sweep_sample, random_state=cfg.random_state))
+
+    info = dict(info, chosen_k=k, inertia=inertia, map_knn_preservation=preservation, vector_table=vtable,
                 sweep_sample_rows=min(n, cfg.sweep_sample),
-                silhouette_sample_rows=min(n, cfg.sweep_sample, cfg.silhouette_sample), **scores)
-    return info, combined
+                silhouette_sample_rows=min(n, cfg.sweep_sample, cfg.silhouette_sample), **scores, **proof,
+                seconds=time.perf_counter() - t_model)
+    db.insert("models", {c: [v] for c, v in info.items()})
+    return ModelResult(info, labels, knn_idx[:, :evidence.RECALL_K].copy(), combined)
+
+
+def _other_algorithms(db, model, Z, knn_idx, knn_dist, kmeans_result, vehicle_codes, cfg, prog):
+    """Every configured algorithm on all rows: its sweep, run, scores and assignments."""
+    n = len(Z)
+    k_rows = kmeans_result[2]
+    null_ch = {r["k"]: r["calinski_harabasz"] / r["calinski_harabasz_gain"] for r in k_rows}
+    sweep_idx = cluster.sample_rows(n, cfg.sweep_sample, cfg.random_state)
+    sil_idx = cluster.sample_rows(len(sweep_idx), cfg.silhouette_sample, cfg.random_state + 1)
+    # KMeans is already fitted (it is the default assignment), so it is always recorded
+    for name in dict.fromkeys((algorithms.DEFAULT, *cfg.algorithms)):
+        with prog.stage(f"cluster: {name}", model=model):
+            run = algorithms.run(name, Z, knn_idx, knn_dist, cfg.ks, null_ch, sweep_idx, sil_idx,
+                                 cfg.random_state, kmeans_result)
+            scores = cluster.final_scores(Z, run.labels, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state)
+            center_distance, margin = algorithms.centre_distances(Z, run.labels)
+        _store_run(db, model, run, scores, center_distance, margin, vehicle_codes)
+
+
+def _store_run(db, model, run, scores, center_distance, margin, vehicle_codes):
+    n = len(run.labels)
+    name = run.algorithm
+    db.insert("algorithm_sweep", {
+        "model": [model] * len(run.sweep), "algorithm": [name] * len(run.sweep),
+        **{c: [r.get(c) for r in run.sweep] for c in ("value", "n_clusters", "noise_share", "calinski_harabasz",
+                                                      "calinski_harabasz_gain", "davies_bouldin", "silhouette",
+                                                      "sample_rows")}})
+    db.insert("algorithm_runs", {
+        "model": [model], "algorithm": [name], "k": [run.params.get("k")], "n_clusters": [run.n_clusters],
+        "params": [json.dumps(run.params)], "seconds": [run.seconds], "noise_share": [run.noise_share],
+        **{c: [v] for c, v in scores.items()},
+        "vehicle_consistency": [evidence.vehicle_consistency(run.labels, vehicle_codes)],
+        "is_default": [name == algorithms.DEFAULT]})
+    db.insert("algorithm_assignments", {
+        "model": [model] * n, "algorithm": [name] * n, "image_id": np.arange(n, dtype=np.int32),
+        "cluster": run.labels, "center_distance": center_distance, "margin": margin})
+    labels, sizes = np.unique(run.labels, return_counts=True)
+    db.insert("algorithm_clusters", {"model": [model] * len(labels), "algorithm": [name] * len(labels),
+                                     "cluster": labels.astype(np.int32), "size": sizes})
+
+
+def _columns(rows):
+    return {c: [r[c] for r in rows] for c in rows[0]}
+
+
+def _rank(db):
+    """``models.rank`` (1 = recommended) and its reasons, by :func:`lib.evidence.rank_models`."""
+    table = db.con.execute("SELECT * FROM models").df()
+    place, reasons = evidence.rank_models(table)
+    for model in place:
+        db.con.execute("UPDATE models SET rank = ?, rank_reason = ? WHERE model = ?",
+                       [place[model], reasons[model], model])
 
 
 def _insert_outliers(db, model, score, flagged):
@@ -207,4 +323,13 @@ def _store_thumbnails(db, data_dir, image_list, cfg, advance):
                 WHERE i.color_name IS NOT NULL GROUP BY ALL)
             GROUP BY ALL) c
         WHERE clusters.model = c.model AND clusters.cluster = c.cluster""")
+    db.con.execute("""
+        UPDATE algorithm_clusters SET color_name = c.name FROM (
+            SELECT model, algorithm, cluster, arg_max(color_name, cnt) AS name FROM (
+                SELECT a.model, a.algorithm, a.cluster, i.color_name, count(*) AS cnt
+                FROM algorithm_assignments a JOIN images i USING (image_id)
+                WHERE i.color_name IS NOT NULL GROUP BY ALL)
+            GROUP BY ALL) c
+        WHERE algorithm_clusters.model = c.model AND algorithm_clusters.algorithm = c.algorithm
+          AND algorithm_clusters.cluster = c.cluster""")
     return counts

@@ -17,6 +17,7 @@ import os
 import re
 
 from . import images, store
+from .algorithms import DEFAULT as DEFAULT_ALGORITHM
 
 
 _INT = re.compile(r"\s*\+?([0-9]{1,18})\s*")
@@ -101,6 +102,36 @@ class Explorer:
             raise ValueError(f"no image {image_id}: IDs run from 0 to {self.n_images - 1}")
         return image_id
 
+    def algorithms(self, model):
+        """Algorithms this build ran on ``model``, the default first."""
+        return [r[0] for r in self.rows("""SELECT algorithm FROM algorithm_runs WHERE model = ?
+                                           ORDER BY NOT is_default, algorithm""", [model])]
+
+    def algorithm_runs(self, model=None):
+        """One row per (model, algorithm): k, clusters found, noise share, scores, seconds, params."""
+        sql = "SELECT * FROM algorithm_runs"
+        return self.df(sql + (" WHERE model = ?" if model else "") + " ORDER BY model, NOT is_default, algorithm",
+                       [model] if model else [])
+
+    def algorithm_sweep(self, model, algorithm):
+        return self.df("""SELECT * EXCLUDE (model, algorithm) FROM algorithm_sweep
+                          WHERE model = ? AND algorithm = ? ORDER BY value""", [model, algorithm])
+
+    # comparing models
+    def compare(self):
+        """Every model and combination with every score, best rank first."""
+        return self.df("""SELECT rank, model, coalesce(parts, '') AS parts, dim, pca_dim, chosen_k,
+                                 same_vehicle_recall, vehicle_consistency, stability_ari, silhouette,
+                                 davies_bouldin, calinski_harabasz, map_knn_preservation, rank_reason
+                          FROM models ORDER BY rank, model""")
+
+    def agreement(self):
+        """ARI, NMI and 10-NN overlap for every ordered pair of models."""
+        return self.df("SELECT * FROM model_agreement ORDER BY model_a, model_b")
+
+    def combination_parts(self, model):
+        return self.df("SELECT part, position, weight FROM combination_parts WHERE model = ? ORDER BY position", [model])
+
     def k_scores(self, model):
         return self.df("SELECT * EXCLUDE (model) FROM k_scores WHERE model = ? ORDER BY k", [model])
 
@@ -121,13 +152,14 @@ class Explorer:
         """The build's file name: what cluster names and batches are recorded against."""
         return os.path.basename(self.build_path)
 
-    def clusters(self, model):
-        """Clusters of a model with size, share of all images and colour name."""
+    def clusters(self, model, algorithm=DEFAULT_ALGORITHM):
+        """Clusters of a model with size, share of all images and colour name (-1 = noise)."""
         return self.df("""SELECT cluster, size, size / sum(size) OVER () AS share, color_name
-                          FROM clusters WHERE model = ? ORDER BY cluster""", [model])
+                          FROM algorithm_clusters WHERE model = ? AND algorithm = ? ORDER BY cluster""",
+                       [model, algorithm])
 
     @functools.lru_cache(maxsize=16)  # a build never changes; every Clusters rerun asks again
-    def map_points(self, model, n=8000, seed=0):
+    def map_points(self, model, n=8000, seed=0, algorithm=DEFAULT_ALGORITHM):
         """A sample of the map for drawing; every cluster keeps at least 40 points.
 
         The map holds every image; the browser gets a sample, the region
@@ -137,31 +169,55 @@ class Explorer:
             WITH m AS (
                 SELECT image_id, x, y, cluster, count(*) OVER (PARTITION BY cluster) AS csize,
                        row_number() OVER (PARTITION BY cluster ORDER BY hash(image_id + ?)) AS r
-                FROM map JOIN assignments USING (model, image_id) WHERE model = ?)
+                FROM map JOIN algorithm_assignments USING (model, image_id) WHERE model = ? AND algorithm = ?)
             SELECT image_id, x, y, cluster FROM m
             WHERE r <= greatest(40, ceil(? * csize / (SELECT count(*) FROM map WHERE model = ?)))
-            ORDER BY image_id""", [int(seed), model, int(n), model])
+            ORDER BY image_id""", [int(seed), model, algorithm, int(n), model])
 
-    def region(self, model, x_range, y_range, limit=24, cluster=None):
+    def region(self, model, x_range, y_range, limit=24, cluster=None, algorithm=DEFAULT_ALGORITHM):
         """Images inside a rectangle of the map: total, count per cluster, a sample."""
-        where = "model = ? AND x BETWEEN ? AND ? AND y BETWEEN ? AND ?"
-        params = [model, float(min(x_range)), float(max(x_range)), float(min(y_range)), float(max(y_range))]
+        where = "model = ? AND algorithm = ? AND x BETWEEN ? AND ? AND y BETWEEN ? AND ?"
+        params = [model, algorithm, float(min(x_range)), float(max(x_range)), float(min(y_range)), float(max(y_range))]
         if cluster is not None:
             where += " AND cluster = ?"
             params.append(int(cluster))
-        per_cluster = self.df(f"""SELECT cluster, count(*) AS images FROM map JOIN assignments USING (model, image_id)
+        per_cluster = self.df(f"""SELECT cluster, count(*) AS images FROM map JOIN algorithm_assignments USING (model, image_id)
                                   WHERE {where} GROUP BY cluster ORDER BY images DESC""", params)
-        sample = self.df(f"""SELECT image_id, cluster FROM map JOIN assignments USING (model, image_id)
+        sample = self.df(f"""SELECT image_id, cluster FROM map JOIN algorithm_assignments USING (model, image_id)
                              WHERE {where} ORDER BY hash(image_id) LIMIT ?""", params + [int(limit)])
         return int(per_cluster["images"].sum()) if len(per_cluster) else 0, per_cluster, sample
 
-    def cluster_gallery(self, model, cluster, n=12):
+    def cluster_gallery(self, model, cluster, n=12, algorithm=DEFAULT_ALGORITHM):
         """Representative (nearest the centre) and random images of one cluster."""
-        rep = self.df("""SELECT image_id, center_distance FROM assignments WHERE model = ? AND cluster = ?
-                         ORDER BY center_distance, image_id LIMIT ?""", [model, int(cluster), int(n)])
-        rnd = self.df("""SELECT image_id, center_distance FROM assignments WHERE model = ? AND cluster = ?
-                         ORDER BY hash(image_id) LIMIT ?""", [model, int(cluster), int(n)])
+        where = "FROM algorithm_assignments WHERE model = ? AND algorithm = ? AND cluster = ?"
+        params = [model, algorithm, int(cluster), int(n)]
+        rep = self.df(f"SELECT image_id, center_distance {where} ORDER BY center_distance, image_id LIMIT ?", params)
+        rnd = self.df(f"SELECT image_id, center_distance {where} ORDER BY hash(image_id) LIMIT ?", params)
         return rep, rnd
+
+    def cluster_boundary(self, model, cluster, n=12, algorithm=DEFAULT_ALGORITHM):
+        """Images of a cluster closest to another cluster's centre (smallest margin first)."""
+        return self.df("""SELECT image_id, margin FROM algorithm_assignments
+                          WHERE model = ? AND algorithm = ? AND cluster = ? AND margin IS NOT NULL
+                          ORDER BY margin, image_id LIMIT ?""", [model, algorithm, int(cluster), int(n)])
+
+    def cluster_vehicles(self, model, cluster, n=5, algorithm=DEFAULT_ALGORITHM):
+        """The vehicles a cluster holds: how many, and the ``n`` with most photos in it.
+
+        Returns
+        -------
+        total : int, distinct vehicles in the cluster
+        top : DataFrame with vehicle_id, photos (in the cluster), of_all (that vehicle's photos)
+        """
+        top = self.df("""
+            WITH c AS (SELECT i.vehicle_id, count(*) AS photos
+                       FROM algorithm_assignments a JOIN images i USING (image_id)
+                       WHERE a.model = ? AND a.algorithm = ? AND a.cluster = ? GROUP BY i.vehicle_id)
+            SELECT c.vehicle_id, c.photos, count(*) OVER () AS total,
+                   (SELECT count(*) FROM images j WHERE j.vehicle_id = c.vehicle_id) AS of_all
+            FROM c ORDER BY c.photos DESC, c.vehicle_id LIMIT ?""", [model, algorithm, int(cluster), int(n)])
+        total = int(top["total"].iloc[0]) if len(top) else 0
+        return total, top.drop(columns="total")
 
     # images and neighbours
     def image(self, image_id):
@@ -177,13 +233,13 @@ class Explorer:
         got = dict(self.rows("SELECT image_id, jpeg FROM thumbnails WHERE image_id IN (SELECT unnest(?))", [ids]))
         return {i: got.get(i) or images.placeholder() for i in ids}
 
-    def similar(self, model, image_id, k=12):
+    def similar(self, model, image_id, k=12, algorithm=DEFAULT_ALGORITHM):
         """Nearest neighbours of an image from the stored graph (rank 1 = nearest)."""
         return self.df("""SELECT n.rank, n.neighbor_id AS image_id, n.distance, i.vehicle_id, a.cluster
                           FROM neighbors n JOIN images i ON i.image_id = n.neighbor_id
-                          JOIN assignments a ON a.model = n.model AND a.image_id = n.neighbor_id
-                          WHERE n.model = ? AND n.image_id = ? AND n.rank <= ? ORDER BY n.rank""",
-                       [model, int(image_id), int(k)])
+                          JOIN algorithm_assignments a ON a.model = n.model AND a.image_id = n.neighbor_id
+                          WHERE n.model = ? AND a.algorithm = ? AND n.image_id = ? AND n.rank <= ?
+                          ORDER BY n.rank""", [model, algorithm, int(image_id), int(k)])
 
     def similar_exact(self, model, image_id, k=12):
         """Exact nearest neighbours computed in SQL on the stored reduced vectors."""
@@ -193,8 +249,9 @@ class Explorer:
                            WHERE v.image_id <> ? ORDER BY distance, v.image_id LIMIT ?""",
                        [int(image_id), int(image_id), int(k)])
 
-    def assignment(self, model, image_id):
-        return self.scalar("SELECT cluster FROM assignments WHERE model = ? AND image_id = ?", [model, int(image_id)])
+    def assignment(self, model, image_id, algorithm=DEFAULT_ALGORITHM):
+        return self.scalar("SELECT cluster FROM algorithm_assignments WHERE model = ? AND algorithm = ? AND image_id = ?",
+                           [model, algorithm, int(image_id)])
 
     # outliers
     def outliers(self, model, page=1, per_page=24, cluster_model=None, cluster=None, cause=None,

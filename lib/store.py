@@ -29,7 +29,22 @@ CREATE TABLE models(
     explained_variance DOUBLE, chosen_k INTEGER, calinski_harabasz DOUBLE,
     davies_bouldin DOUBLE, silhouette DOUBLE, inertia DOUBLE,
     nonfinite_rows BIGINT, map_knn_preservation DOUBLE, vector_table VARCHAR,
-    sweep_sample_rows INTEGER, silhouette_sample_rows INTEGER, seconds DOUBLE);
+    sweep_sample_rows INTEGER, silhouette_sample_rows INTEGER, seconds DOUBLE,
+    parts VARCHAR, same_vehicle_recall DOUBLE, vehicle_consistency DOUBLE, stability_ari DOUBLE,
+    rank INTEGER, rank_reason VARCHAR);
+CREATE TABLE combination_parts(model VARCHAR, part VARCHAR, position INTEGER, weight DOUBLE);
+CREATE TABLE algorithm_runs(
+    model VARCHAR, algorithm VARCHAR, k INTEGER, n_clusters INTEGER, params VARCHAR, seconds DOUBLE,
+    noise_share DOUBLE, calinski_harabasz DOUBLE, davies_bouldin DOUBLE, silhouette DOUBLE,
+    vehicle_consistency DOUBLE, is_default BOOLEAN);
+CREATE TABLE algorithm_sweep(
+    model VARCHAR, algorithm VARCHAR, value INTEGER, n_clusters INTEGER, noise_share DOUBLE,
+    calinski_harabasz DOUBLE, calinski_harabasz_gain DOUBLE, davies_bouldin DOUBLE, silhouette DOUBLE,
+    sample_rows INTEGER);
+CREATE TABLE algorithm_assignments(
+    model VARCHAR, algorithm VARCHAR, image_id INTEGER, cluster INTEGER, center_distance FLOAT, margin FLOAT);
+CREATE TABLE algorithm_clusters(model VARCHAR, algorithm VARCHAR, cluster INTEGER, size BIGINT, color_name VARCHAR);
+CREATE TABLE model_agreement(model_a VARCHAR, model_b VARCHAR, ari DOUBLE, nmi DOUBLE, knn_overlap DOUBLE);
 CREATE TABLE pca_variance(model VARCHAR, component INTEGER, ratio DOUBLE, cumulative DOUBLE);
 CREATE TABLE pca_mean(model VARCHAR, mean DOUBLE[]);
 CREATE TABLE pca_components(model VARCHAR, component INTEGER, loadings FLOAT[]);

@@ -1,25 +1,30 @@
-"""Clusters: the 2-D map of every image, a cluster's gallery, a region's gallery."""
+"""Clusters: the 2-D map of every image, a cluster's card and gallery, a region's gallery.
+
+The clustering algorithm is picked in the sidebar (``?algo=``)."""
 import altair as alt
 import streamlit as st
 
 import ui
 from lib import reviews
-from lib.queries import int_param
+from lib.queries import DEFAULT_ALGORITHM, int_param
 
 ex = ui.explorer()
 rev = ui.review_store()
 model = ui.pick_model(ex)
+algo = ui.pick_algorithm(ex, model)
 st.title(f"Clusters: {model}")
-clusters = ex.clusters(model)
-names, orphans = reviews.current_names(ex, rev, model)
+clusters = ex.clusters(model, algo)
+# names are given to the default clustering's clusters (what assign and export use)
+names, orphans = reviews.current_names(ex, rev, model) if algo == DEFAULT_ALGORITHM else ({}, [])
 
 
 def name_of(c):
     return f" “{names[c]['name']}”" if c in names else ""
 
+
 left, right = st.columns([3, 2])
 with left:
-    pts = ex.map_points(model)
+    pts = ex.map_points(model, algorithm=algo)
     st.caption(f"t-SNE map of all {ex.n_images:,} images; {len(pts):,} drawn (every cluster represented). "
                "Drag a rectangle to see the images inside it — the selection queries every image.")
     brush = alt.selection_interval(name="region", encodings=["x", "y"])
@@ -27,41 +32,53 @@ with left:
         x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
         color=alt.Color("cluster:N", scale=alt.Scale(scheme="tableau20")),
         tooltip=["image_id", "cluster"]).add_params(brush).properties(height=520)
-    event = st.altair_chart(chart, on_select="rerun", key=f"map-{model}", width="stretch")
+    event = st.altair_chart(chart, on_select="rerun", key=f"map-{model}-{algo}", width="stretch")
 with right:
-    labels = [f"{r.cluster}{name_of(r.cluster)}: {r.size:,} images ({r.share:.1%}), mostly {r.color_name}"
-              for r in clusters.itertuples()]
+    labels = [("noise" if r.cluster < 0 else str(r.cluster)) + f"{name_of(r.cluster)}: {r.size:,} images "
+              f"({r.share:.1%}), mostly {r.color_name}" for r in clusters.itertuples()]
     wanted = st.query_params.get("cluster")
     ids = list(clusters["cluster"])
-    idx = ids.index(c) if (c := int_param(wanted, 0, max(ids), None)) in ids else 0
+    idx = ids.index(c) if (c := int_param(wanted, -1, max(ids), None)) in ids else 0
     choice = st.selectbox("Cluster", range(len(ids)), index=idx, format_func=lambda i: labels[i])
     cluster = ids[choice]
     st.query_params["cluster"] = str(cluster)
     row = clusters.iloc[choice]
-    st.metric("Size", f"{int(row['size']):,} images", help="share of all images: " + f"{row['share']:.1%}")
-    given = names.get(cluster)
-    name_key = f"name-{model}-{cluster}"
-    st.text_input("Name of this cluster", value=given["name"] if given else "", key=name_key,
-                  on_change=lambda: reviews.name_cluster(ex, rev, model, cluster, st.session_state[name_key]),
-                  placeholder="e.g. white vans from the rear",
-                  help="Saved with the reviews, against this build. A later build shows it on the cluster that "
-                       f"holds most of the same images (Jaccard overlap at least {reviews.CARRY_JACCARD:.0%}), "
-                       "else lists it under 'names from older builds'.")
-    if given and given["build"] != ex.build:
-        st.caption(f"Named in build `{given['build']}`; carried over (overlap {given['jaccard']:.0%}).")
-    if orphans:
-        with st.expander(f"Names from older builds that match no cluster here ({len(orphans)})"):
-            st.dataframe(orphans, hide_index=True)
+    n_vehicles, top = ex.cluster_vehicles(model, cluster, algorithm=algo)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Size", f"{int(row['size']):,} images", help="share of all images: " + f"{row['share']:.1%}")
+    m2.metric("Colour", row["color_name"] or "—", help="most common colour measured at the centre of its images")
+    m3.metric("Vehicles", f"{n_vehicles:,}")
+    st.caption("Vehicles with most photos here: " + ", ".join(
+        f"`{v.vehicle_id}` ({v.photos} of its {v.of_all})" for v in top.itertuples()))
+    if algo == DEFAULT_ALGORITHM:
+        given = names.get(cluster)
+        name_key = f"name-{model}-{cluster}"
+        st.text_input("Name of this cluster", value=given["name"] if given else "", key=name_key,
+                      on_change=lambda: reviews.name_cluster(ex, rev, model, cluster, st.session_state[name_key]),
+                      placeholder="e.g. white vans from the rear",
+                      help="Saved with the reviews, against this build. A later build shows it on the cluster that "
+                           f"holds most of the same images (Jaccard overlap at least {reviews.CARRY_JACCARD:.0%}), "
+                           "else lists it under 'names from older builds'.")
+        if given and given["build"] != ex.build:
+            st.caption(f"Named in build `{given['build']}`; carried over (overlap {given['jaccard']:.0%}).")
+        if orphans:
+            with st.expander(f"Names from older builds that match no cluster here ({len(orphans)})"):
+                st.dataframe(orphans, hide_index=True)
 
-rep, rnd = ex.cluster_gallery(model, cluster, n=12)
+rep, rnd = ex.cluster_gallery(model, cluster, n=12, algorithm=algo)
 st.subheader(f"Cluster {cluster}{name_of(cluster)}: nearest the centre")
 ui.gallery(ex, rep["image_id"], model=model)
+edge = ex.cluster_boundary(model, cluster, n=6, algorithm=algo)
+if len(edge):
+    st.subheader(f"Cluster {cluster}: on the boundary")
+    st.caption("Smallest margin between the distance to this cluster's centre and to the next one.")
+    ui.gallery(ex, edge["image_id"], [f"#{i} · margin {m:.2f}" for i, m in zip(edge.image_id, edge.margin)], model=model)
 st.subheader(f"Cluster {cluster}: random images")
 ui.gallery(ex, rnd["image_id"], model=model)
 
 sel = (event.selection.get("region") if event and event.selection else None) or {}
 if sel.get("x") and sel.get("y"):
-    total, per_cluster, sample = ex.region(model, sel["x"], sel["y"], limit=24)
+    total, per_cluster, sample = ex.region(model, sel["x"], sel["y"], limit=24, algorithm=algo)
     st.subheader(f"Selected region: {total:,} images")
     if total:
         st.dataframe(per_cluster, hide_index=True)

@@ -29,6 +29,24 @@ st.altair_chart((line + rule).properties(width=240, height=170)
                 .facet(facet=alt.Facet("score:N", title=None, sort=list(titles.values())), columns=3)
                 .resolve_scale(y="independent"))
 
+algo = ui.pick_algorithm(ex, model)
+if algo != "kmeans":
+    sweep = ex.algorithm_sweep(model, algo)
+    run = ex.algorithm_runs(model).set_index("algorithm").loc[algo]
+    st.subheader(f"{algo}: sweep")
+    st.write(f"Final fit on all rows: **{int(run['n_clusters'])} clusters**, noise {run['noise_share']:.1%}, "
+             f"{run['seconds']:.1f} s; parameters `{run['params']}`. Sweep scored on "
+             f"{int(sweep['sample_rows'].max()):,} random rows.")
+    st.dataframe(sweep, hide_index=True, width="stretch")
+
+parts = ex.combination_parts(model)
+if len(parts):
+    st.subheader("Combination")
+    st.write("Each part's reduced vectors times its weight, concatenated; the weight is 1 / √(total variance "
+             "of the part's block), so every part has total variance 1 and weighs the same.")
+    st.dataframe(parts, hide_index=True)
+    st.stop()
+
 st.subheader("PCA explained variance")
 curve = ex.pca_curve(model, max_components=max(200, 2 * int(info["pca_dim"])))
 pca_dim = int(info["pca_dim"])

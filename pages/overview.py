@@ -19,10 +19,11 @@ c[3].metric("Images without thumbnail", f"{bad:,}")
 st.subheader("Models")
 models = ex.models()
 st.dataframe(
-    models[["model", "dim", "pca_dim", "explained_variance", "chosen_k", "calinski_harabasz",
+    models.sort_values("rank")[["rank", "model", "dim", "pca_dim", "explained_variance", "chosen_k", "calinski_harabasz",
             "davies_bouldin", "silhouette", "map_knn_preservation", "nonfinite_rows", "seconds"]],
     hide_index=True, width="stretch",
     column_config={
+        "rank": st.column_config.NumberColumn("rank", help="1 = recommended; see the Compare page"),
         "dim": "descriptor dims", "pca_dim": "PCA dims",
         "explained_variance": st.column_config.NumberColumn("variance kept", format="percent"),
         "chosen_k": "chosen k",
@@ -39,7 +40,8 @@ st.caption("Scores are for the final clustering at the chosen k, computed on a r
 
 st.subheader("Cluster sizes")
 model = ui.pick_model(ex)
-cl = ex.clusters(model)
+algo = ui.pick_algorithm(ex, model)
+cl = ex.clusters(model, algo)
 names = list(COLOR_NAMES)
 palette = ["#%02x%02x%02x" % COLOR_NAMES[n] for n in names]
 st.caption("Bars are coloured by the most common colour measured at the centre of the cluster's images.")

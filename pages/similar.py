@@ -5,6 +5,7 @@ import ui
 
 ex = ui.explorer()
 model = ui.pick_model(ex)
+algo = ui.pick_algorithm(ex, model)
 st.title("Similar cars")
 raw = st.query_params.get("image", "0")
 typed = st.text_input("Image ID", value=raw, help=f"0 … {ex.n_images - 1:,}")
@@ -22,11 +23,11 @@ with q1:
     st.image(ex.thumbnails([image_id])[image_id], caption=f"query #{image_id}", width="stretch")
 with q2:
     st.markdown(f"**Vehicle** `{info['vehicle_id']}` · **path** `{info['path']}` · "
-                f"**cluster** {ex.assignment(model, image_id)} under {model}")
+                f"**cluster** {ex.assignment(model, image_id, algo)} under {model} ({algo})")
     st.caption("Share this page's URL to show the same query. 'search from here' makes a neighbour the query "
                "in this tab; clicking a picture opens its own similar page in a new tab.")
 
-nb = ex.similar(model, image_id, k)
+nb = ex.similar(model, image_id, k, algorithm=algo)
 st.subheader(f"{len(nb)} nearest under {model}")
 caps = [f"#{r.image_id} · d={r.distance:.2f}" + (" · same vehicle" if r.vehicle_id == info["vehicle_id"] else "")
         for r in nb.itertuples()]

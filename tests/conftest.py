@@ -6,6 +6,7 @@ import pytest
 
 from lib import demo, pipeline
 
+SESSION_ALGORITHMS = ("kmeans", "ward", "hdbscan")
 DEMO_VEHICLES = 250  # about 2,500 images: above the exact-kNN cut-off, so pynndescent runs
 
 
@@ -18,9 +19,11 @@ def demo_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_db(demo_dir, tmp_path_factory):
-    """A database built by the real loader; only the map runs fewer iterations."""
+    """A database built by the real loader; the map runs fewer iterations, and of the algorithms
+    beside KMeans only the two built on the neighbour graph run (every algorithm has its own tests
+    on small inputs, and test_bench loads with all of them)."""
     db = tmp_path_factory.mktemp("db") / "vehicles.duckdb"
-    cfg = pipeline.LoadConfig(map_iters=100, map_exaggeration_iters=100)
+    cfg = pipeline.LoadConfig(map_iters=100, map_exaggeration_iters=100, algorithms=SESSION_ALGORITHMS)
     report = pipeline.load(demo_dir, db, cfg)
     return db, report
 

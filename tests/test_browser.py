@@ -57,7 +57,7 @@ def test_shared_similar_link_opened_first(browser_page):
     # a fresh server's first request is a deep link, as when a colleague opens a shared URL
     base, page, errors = browser_page
     visit(page, f"{base}/similar?image=42&model=osnet")
-    assert page.locator('[data-testid="stSidebarNavLink"]').count() == 5  # st.navigation, not legacy pages
+    assert page.locator('[data-testid="stSidebarNavLink"]').count() == 6  # st.navigation, not legacy pages
     assert page.get_by_text("query #42").count() == 1
     assert loaded_images(page) == 13
     assert "image=42" in page.url and "model=osnet" in page.url
@@ -72,13 +72,14 @@ def test_shared_similar_link_opened_first(browser_page):
 
 @pytest.mark.parametrize("path, name, min_images", [
     ("", "overview", 0), ("metrics?model=vdc_type", "metrics", 0),
-    ("clusters?model=vdc_color", "clusters", 24), ("outliers?model=consensus", "outliers", 24)])
+    ("clusters?model=vdc_color", "clusters", 24), ("outliers?model=consensus", "outliers", 24),
+    ("compare?image=42", "compare", 37)])
 def test_page_renders(browser_page, path, name, min_images):
     base, page, errors = browser_page
     visit(page, f"{base}/{path}")
     assert page.locator("h1").first.inner_text()
     assert loaded_images(page) >= min_images
-    if name in ("overview", "metrics", "clusters"):
+    if name in ("overview", "metrics", "clusters", "compare"):
         page.wait_for_selector("canvas, svg.marks", timeout=30000)  # the Vega chart drew
     shot(page, name)
     assert not errors

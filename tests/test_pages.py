@@ -25,7 +25,7 @@ def test_overview(app_db):
     no_errors(at)
     labels = [m.label for m in at.metric]
     assert labels[:3] == ["Images", "Vehicles", "Models"]
-    assert at.metric[2].value == "4"
+    assert at.metric[2].value == "6"  # four models and the two default combinations
     assert len(at.dataframe) >= 1
 
 
@@ -44,8 +44,9 @@ def test_clusters_page_shows_a_gallery(app_db):
     at = run_page("clusters", model="vdc_type", cluster="1")
     no_errors(at)
     assert at.selectbox[0].value == 1
-    assert len(images(at)) == 24
-    assert "Cluster 1" in at.subheader[0].value
+    assert len(images(at)) == 12 + 6 + 12  # nearest the centre, on the boundary, random
+    assert [h.value for h in at.subheader][:3] == ["Cluster 1: nearest the centre", "Cluster 1: on the boundary",
+                                                   "Cluster 1: random images"]
 
 
 def test_similar_page_from_the_url_and_clicking_a_neighbour(app_db):
@@ -230,7 +231,7 @@ def test_first_start_builds_the_demo_database(tmp_path, monkeypatch):
     at.run()  # the rerun after the build shows the app
     no_errors(at)
     assert at.title[0].value == "Vehicle cluster explorer"
-    assert at.metric[2].value == "4"
+    assert at.metric[2].value == "6"
 
 
 def test_password_gate_shows_no_data_before_sign_in(app_db):
@@ -248,7 +249,7 @@ def test_password_gate_shows_no_data_before_sign_in(app_db):
 
 # every query parameter of every page, with hostile or malformed values
 PARAMS = {"overview": ["model"], "metrics": ["model"], "clusters": ["model", "cluster"],
-          "similar": ["model", "image"], "outliers": ["model", "page"]}
+          "similar": ["model", "image"], "outliers": ["model", "page"], "compare": ["image"]}
 GARBAGE = ["'; DROP TABLE images; --", "<script>alert(1)</script>", "../../../etc/passwd", "\u00b2",
            "-1", "1e3", "9" * 5000, "\x00"]
 
@@ -303,3 +304,40 @@ def test_every_page_run_on_its_own_asks_for_the_password_first(app_db, page):
     no_errors(at)
     assert [t.label for t in at.text_input] == ["Password"]
     assert not at.metric and not at.dataframe and not at.image and not at.selectbox and not at.sidebar.selectbox
+
+
+def test_compare_page_ranks_and_shows_one_image_under_every_model(app_db):
+    at = run_page("compare", image="12")
+    no_errors(at)
+    table = at.dataframe[0].value
+    assert list(table["rank"]) == list(range(1, 7))
+    assert f"Recommended: {table['model'].iloc[0]}" in at.success[0].value
+    assert len(at.dataframe) == 2  # models, algorithm runs
+    assert at.text_input[0].value == "12"
+    assert len(images(at)) == 1 + 6 * 6  # the query, six neighbours under each of six models
+    at.text_input[0].input("40").run()
+    assert at.query_params["image"] == "40"
+
+
+@pytest.mark.parametrize("bad, says", [("x1", "whole number"), ("10000000", "no image 10000000"), ("-5", "no image -5")])
+def test_compare_page_bad_image_ids_get_a_message(app_db, bad, says):
+    at = run_page("compare", image=bad)
+    no_errors(at)
+    assert says in at.warning[0].value
+    assert not images(at) and len(at.dataframe) == 2  # the tables still show
+
+
+def test_clusters_page_follows_the_algorithm(app_db):
+    at = run_page("clusters", model="vdc_type", algo="hdbscan")
+    no_errors(at)
+    assert at.sidebar.selectbox[1].value == "hdbscan"
+    labels = at.selectbox[0].options
+    at.sidebar.selectbox[1].set_value("ward").run()
+    no_errors(at)
+    assert at.query_params["algo"] == "ward"
+    assert [m.label for m in at.metric][:3] == ["Size", "Colour", "Vehicles"]
+    at = run_page("clusters", model="vdc_type", algo="nonsense")
+    no_errors(at)
+    assert "No algorithm 'nonsense'" in at.sidebar.warning[0].value
+    assert at.sidebar.selectbox[1].value == "kmeans"
+    assert labels  # hdbscan had clusters to list

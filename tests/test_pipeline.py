@@ -29,8 +29,10 @@ def test_every_table_is_complete(ex, truth):
     n = len(truth)
     assert ex.n_images == n
     models = ex.models().set_index("model")
-    assert dict(models["dim"]) == {"efficientnet-b7": 2560, "osnet": 512, "vdc_color": 128, "vdc_type": 512}
-    assert (models["pca_dim"] <= 64).all() and (models["pca_dim"] >= 2).all()
+    assert dict(models["dim"]) == {"efficientnet-b7": 2560, "osnet": 512, "vdc_color": 128, "vdc_type": 512,
+                                   "vdc_type+vdc_color": 640, "efficientnet-b7+osnet+vdc_color+vdc_type": 3712}
+    single = models[models["parts"].isna()]
+    assert (single["pca_dim"] <= 64).all() and (single["pca_dim"] >= 2).all()
     for m in models.index:
         assert ex.scalar("SELECT count(*) FROM assignments WHERE model = ?", [m]) == n
         assert ex.scalar("SELECT count(*) FROM map WHERE model = ?", [m]) == n
