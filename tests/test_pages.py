@@ -176,7 +176,7 @@ def test_clusters_page_shows_an_assigned_batch(app_db, demo_dir, tmp_path):
     per_cluster = at.dataframe[-1].value
     assert per_cluster["images"].sum() == len(held)
     n0 = int(per_cluster.set_index("cluster")["images"].get(0, 0))
-    assert len(images(at)) == 24 + min(n0, 24)
+    assert len(images(at)) == 24 + 6 + min(n0, 24)  # nearest + random, boundary, the batch's
     at.toggle[0].set_value(True).run()
     assert at.query_params["novel"] == "1"
     bad = run_page("clusters", model="vdc_type", batch="../etc")
