@@ -134,7 +134,8 @@ def run(algorithm, Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, random
     if algorithm == "kmeans":
         labels, k, k_sweep, seconds = kmeans_result
         sweep = [dict(r, value=r["k"], n_clusters=r["k"], noise_share=0.0, sample_rows=len(sweep_idx)) for r in k_sweep]
-        return Run("kmeans", labels, {"k": int(k), "n_init": 3}, seconds, sweep)
+        params = {"k": int(k), "n_init": cluster.RESTARTS, "restart_rows": cluster.RESTART_SAMPLE}
+        return Run("kmeans", labels, params, seconds, sweep)
     fn = {"minibatch": _minibatch, "gmm": _gmm, "birch": _birch, "ward": _ward, "hdbscan": _hdbscan}[algorithm]
     sil_idx = sil_idx[cluster.sample_rows(len(sil_idx), SWEEP_SILHOUETTE_ROWS, random_state + 3)]
     labels, params, sweep = fn(Z, knn_idx, knn_dist, list(ks), null_ch, sweep_idx, sil_idx, random_state)
