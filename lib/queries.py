@@ -289,11 +289,16 @@ class Explorer:
             where.append("i.path NOT IN (SELECT unnest(?::VARCHAR[]))")
             params.append(list(exclude_paths))
         base = f"FROM outliers o JOIN images i ON i.image_id = o.image_id {join} WHERE {' AND '.join(where)}"
-        total = self.scalar(f"SELECT count(*) {base}", params)
-        df = self.df(f"""SELECT o.rank, o.image_id, i.path, o.score, o.flagged_by, i.vehicle_id, i.status
+        # one query for the page and the count; a page past the end needs a count of its own
+        df = self.df(f"""SELECT o.rank, o.image_id, i.path, o.score, o.flagged_by, i.vehicle_id, i.status,
+                                count(*) OVER () AS total
                          {base} ORDER BY o.rank LIMIT ? OFFSET ?""",
                      params + [int(per_page), (page - 1) * int(per_page)])
-        return df, total
+        if len(df):
+            total = int(df["total"].iloc[0])
+        else:
+            total = self.scalar(f"SELECT count(*) {base}", params) if page > 1 else 0
+        return df.drop(columns="total"), total
 
     def why_flagged(self, image_ids):
         """``{image_id: "model: detector, detector; ..."}``: which detectors of which model put it in their top 1%."""

@@ -67,14 +67,16 @@ cause = None if state["o_cause"] == ANY else state["o_cause"]
 cluster = None if state["o_cluster"] == ALL else state["o_cluster"]
 
 exclude = rev.reviewed_paths() if state["o_unreviewed"] else None
-_, total = ex.outliers(model, 1, 1, cmodel, cluster, cause, exclude)
-n_pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
 if fresh:
-    raw = q.get("page", "1")
-    state["o_page"] = int_param(raw, 1, n_pages, 1)
-state["o_page"] = min(max(1, int(state["o_page"])), n_pages)
+    state["o_page"] = int_param(q.get("page", "1"), 1, 10**9, 1)
+page = max(1, int(state["o_page"]))
+df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude)
+n_pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
+if page > n_pages:  # a link or a filter past the last page: show the last one
+    page = n_pages
+    df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude)
+state["o_page"] = page
 st.number_input("Page", 1, n_pages, key="o_page")
-page = state["o_page"]
 
 url = {"model": model, "page": str(page)}
 if state["o_unreviewed"]:
@@ -90,7 +92,6 @@ if "batch" in q:
 if dict(q) != url:
     q.from_dict(url)
 
-df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude)
 if not total:
     st.info("No image matches these filters.")
 else:

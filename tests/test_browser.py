@@ -48,9 +48,11 @@ def shot(page, name):
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
 
 
-def loaded_images(page):
-    return page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid="stImage"] img'))
-                                .filter(i => i.complete && i.naturalWidth > 0).length""")
+def loaded_images(page, timeout=30000):
+    """How many images on the page show a picture, once none is still loading (a broken one counts 0)."""
+    imgs = """Array.from(document.querySelectorAll('[data-testid="stImage"] img'))"""
+    page.wait_for_function(f"() => {imgs}.every(i => i.complete)", timeout=timeout, polling=100)
+    return page.evaluate(f"() => {imgs}.filter(i => i.naturalWidth > 0).length")
 
 
 def test_shared_similar_link_opened_first(browser_page):

@@ -200,10 +200,10 @@ def test_pages_work_on_a_build_from_before_assign(app_db, tmp_path):
     link = tmp_path / "old.duckdb"
     store.publish(link, old)
     ui.DB_PATH = link  # app_db's monkeypatch restores it
-    for page in ("outliers", "clusters"):
+    for page, shown in (("outliers", 24), ("clusters", 24 + 6)):  # clusters: nearest + random, boundary
         at = run_page(page, model="vdc_type")
         no_errors(at)
-        assert len(images(at)) == 24
+        assert len(images(at)) == shown
 
 
 def test_entry_point_navigates(app_db):
