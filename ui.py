@@ -132,19 +132,28 @@ class StreamlitProgress(Progress):
             self.bar.progress(1.0, text=f"{self.label}: {seconds:.1f}s")
 
 
+def _password():
+    try:
+        return st.secrets.get("password")
+    except FileNotFoundError:  # no secrets file at all: an open app
+        return None
+
+
+def signed_in():
+    """True when the app has no password or this session gave it."""
+    return not _password() or bool(st.session_state.get("signed_in"))
+
+
 def require_password():
     """When ``password`` is set in st.secrets, show nothing else until it is given.
 
-    Called by streamlit_app.py before navigation, so it guards every page.
+    Called by streamlit_app.py before the page runs, so it guards every page.
     """
     import hmac
 
-    try:
-        expected = st.secrets.get("password")
-    except FileNotFoundError:  # no secrets file at all: an open app
-        expected = None
-    if not expected or st.session_state.get("signed_in"):
+    if signed_in():
         return
+    expected = _password()
     st.title("Vehicle cluster explorer")
     given = st.text_input("Password", type="password")
     if given and hmac.compare_digest(given.encode(), str(expected).encode()):

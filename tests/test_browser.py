@@ -157,6 +157,11 @@ def test_password_gate_covers_every_deep_link(browser_page, demo_db, tmp_path):
         box.press("Enter")
         page.get_by_text("Wrong password.").wait_for(timeout=30000)
         assert page.locator('[data-testid="stImage"]').count() == 0
+        # the right one shows the shared link's own page, with its parameters
+        box.fill("s3cret")
+        box.press("Enter")
+        page.get_by_text("query #42").wait_for(timeout=60000)
+        wait_rendered(page)
+        assert "image=42" in page.url and "model=osnet" in page.url
+        assert loaded_images(page) == 13
         page.close()
-        # signing in and then seeing data is tested under AppTest (test_pages.py); whether the deep
-        # link's own page follows sign-in in a real browser is not yet checked here
