@@ -205,6 +205,19 @@ def pick_algorithm(ex, model):
     return algo
 
 
+def pick_image(ex, help=""):
+    """The image ID box, filled from and written back to the URL's ``image``; a bad ID stops the page."""
+    typed = st.text_input("Image ID", value=st.query_params.get("image", "0"),
+                          help=f"0 … {ex.n_images - 1:,}" + help)
+    try:
+        image_id = ex.check_image_id(typed)
+    except ValueError as e:
+        st.warning(str(e))
+        st.stop()
+    st.query_params["image"] = str(image_id)
+    return image_id
+
+
 def similar_link(model, image_id):
     return f"/similar?model={model}&image={int(image_id)}"
 

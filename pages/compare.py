@@ -52,14 +52,7 @@ st.altair_chart(alt.Chart(agree).mark_rect().encode(
              alt.Tooltip("knn_overlap:Q", format=".3f")]).properties(height=60 + 40 * len(order)), width="stretch")
 
 st.subheader("One image under every model")
-raw = st.query_params.get("image", "0")
-typed = st.text_input("Image ID", value=raw, help=f"0 … {ex.n_images - 1:,}; the URL carries it")
-try:
-    image_id = ex.check_image_id(typed)
-except ValueError as e:
-    st.warning(str(e))
-    st.stop()
-st.query_params["image"] = str(image_id)
+image_id = ui.pick_image(ex, "; the URL carries it")
 info = ex.image(image_id)
 q, rest = st.columns([1, 5])
 q.image(ex.thumbnails([image_id])[image_id], caption=f"query #{image_id}", width="stretch")

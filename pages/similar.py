@@ -7,14 +7,7 @@ ex = ui.explorer()
 model = ui.pick_model(ex)
 algo = ui.pick_algorithm(ex, model)
 st.title("Similar cars")
-raw = st.query_params.get("image", "0")
-typed = st.text_input("Image ID", value=raw, help=f"0 … {ex.n_images - 1:,}")
-try:
-    image_id = ex.check_image_id(typed)
-except ValueError as e:
-    st.warning(str(e))
-    st.stop()
-st.query_params["image"] = str(image_id)
+image_id = ui.pick_image(ex)
 k = st.slider("Neighbours", 4, 20, 12, step=4)
 
 info = ex.image(image_id)
