@@ -44,6 +44,7 @@ PAGES = {
     "/clusters": "model={model}&cluster={cluster}",
     "/similar": "model={model}&image={image}",
     "/outliers": "model={model}&page={page}",
+    "/compare": "image={image}",
 }
 SEARCH = "similar-images search"  # the action that types an image ID into the Similar page
 LINK_SHARE = 0.2  # share of actions (after the first) that open a shared link rather than click in the app
