@@ -14,7 +14,7 @@ from lib import batches, descriptors, images, neighbors, pipeline, projection, s
 from lib.assign import assign
 from lib.queries import Explorer
 
-from .tiny import TINY_CONFIG, make_tiny
+from .tiny import load_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELD_SHARE = 0.1
@@ -116,11 +116,7 @@ def _compare(model, full, train, batch, held_dir):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("assign")
-    data = make_tiny(root / "data")
-    db = root / "vehicles.duckdb"
-    pipeline.load(data, db, TINY_CONFIG)
-    return data, db
+    return load_tiny(tmp_path_factory.mktemp("assign"))
 
 
 def copy_dataset(src, dst, change=None):

@@ -13,7 +13,7 @@ from sklearn.metrics import normalized_mutual_info_score as nmi
 from lib import neighbors, pipeline, store
 from lib.queries import Explorer
 
-from .tiny import TINY_CONFIG, make_tiny
+from .tiny import TINY_CONFIG, load_tiny, make_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -194,11 +194,7 @@ def test_killed_load_leaves_the_previous_database_serving(tmp_path):
 @pytest.fixture(scope="module")
 def served_tiny(tmp_path_factory):
     """A tiny dataset with a published database, killed into below."""
-    root = tmp_path_factory.mktemp("kills")
-    data = make_tiny(root / "data")
-    db = root / "v.duckdb"
-    pipeline.load(data, db, TINY_CONFIG)
-    return data, db
+    return load_tiny(tmp_path_factory.mktemp("kills"), "v.duckdb")
 
 
 @pytest.mark.parametrize("point", ["advance:PCA:1", "stage:neighbours@beta", "advance:thumbnails:1", "publish", "link"])

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from lib import batches, pipeline, reviews, store
+from lib import batches, reviews, store
 from lib.assign import assign
 from lib.queries import Explorer
 
-from .tiny import TINY_CONFIG, make_tiny
+from .tiny import load_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,11 +83,7 @@ def test_carry_names_by_member_overlap():
 
 @pytest.fixture(scope="module")
 def tiny_db(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rebuild")
-    data = make_tiny(root / "data")
-    db = root / "vehicles.duckdb"
-    pipeline.load(data, db, TINY_CONFIG)
-    return data, db
+    return load_tiny(tmp_path_factory.mktemp("rebuild"))
 
 
 def test_rebuild_keeps_verdicts_names_and_batches(tiny_db):

@@ -27,3 +27,11 @@ def make_tiny(root, n=300, seed=0):
         Image.new("RGB", (64, 48), tuple(int(v) for v in rng.integers(0, 255, 3))).save(p)
     (root / "images_paths.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+def load_tiny(root, db_name="vehicles.duckdb"):
+    """:func:`make_tiny` under ``root/data`` loaded into ``root/db_name``; returns (data, db)."""
+    data = make_tiny(root / "data")
+    db = root / db_name
+    pipeline.load(data, db, TINY_CONFIG)
+    return data, db
