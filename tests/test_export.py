@@ -7,19 +7,17 @@ import sys
 import pandas as pd
 import pytest
 
-from lib import export, pipeline, reviews
+from lib import export, reviews
 from lib.queries import Explorer
 
-from .tiny import TINY_CONFIG, make_tiny
+from .tiny import load_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def reviewed_db(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    db = root / "vehicles.duckdb"
-    pipeline.load(make_tiny(root / "data"), db, TINY_CONFIG)
+    _, db = load_tiny(tmp_path_factory.mktemp("export"))
     ex = Explorer(db)
     rev = reviews.Reviews(reviews.default_path(db))
     top = ex.outliers("consensus", 1, 3)[0]
