@@ -1,7 +1,7 @@
 """`make bench` at toy scale, so the script cannot rot (CI has no time for the full run)."""
 import json
 
-from bench.__main__ import main
+from bench.__main__ import foundation_seconds, main
 
 
 def test_bench_runs_end_to_end_and_reports(tmp_path):
@@ -20,6 +20,15 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     assert {r["algorithm"] for r in res["algorithms"]} == {"kmeans", "minibatch", "gmm", "birch", "ward", "hdbscan"}
     saved = json.loads((tmp_path / "benchmarks.json").read_text())
     assert saved["rows"] == res["rows"]
+    assert "the stages the foundation's load runs" in text
+    assert 0 < foundation_seconds(res["stages"]) < sum(s["seconds"] for s in res["stages"])
+
+
+def test_foundation_seconds_leaves_out_combinations_and_extra_algorithms():
+    stages = [{"stage": "PCA", "model": "a", "seconds": 2.0}, {"stage": "thumbnails", "model": None, "seconds": 3.0},
+              {"stage": "PCA", "model": "a+b", "seconds": 5.0}, {"stage": "cluster: gmm", "model": "a", "seconds": 7.0},
+              {"stage": "evidence", "model": "a", "seconds": 11.0}]
+    assert foundation_seconds(stages) == 5.0
 
 
 def test_bench_partial_run_keeps_the_other_parts_with_their_dates(tmp_path):
