@@ -240,7 +240,7 @@ def report(res):
     L.append("| task | ours | peer | ratio |\n|---|---|---|---:|")
     sk = p["sklearn_tsne"]
     L.append(f"| 2-D map of every row | {p['ours_map_s']:.0f} s (t-SNE on our neighbour graph), "
-             f"10-NN kept {p['ours_map_quality']:.2f} | scikit-learn TSNE: "
+             f"10-NN kept {p['ours_map_quality']:.3f} | scikit-learn TSNE: "
              + ", ".join(f"{float(v):.0f} s at {int(k):,}" for k, v in sk.items())
              + f" → **{p['sklearn_tsne_extrapolated_s'] / 60:.0f} min extrapolated** (n log n) | "
              f"{p['sklearn_tsne_extrapolated_s'] / p['ours_map_s']:.0f}× |")
@@ -249,9 +249,9 @@ def report(res):
             same = p["peer_rows"] == p["rows"]
             note = "" if same else f" on {p['peer_rows']:,} rows (ours: all {p['rows']:,})"
             ratio = f"{p[name + '_s'] / p['ours_map_s']:.1f}×" if same else "— (different row counts)"
-            L.append(f"| 2-D map | {p['ours_map_s']:.0f} s, 10-NN kept {p['ours_map_quality']:.2f} | "
+            L.append(f"| 2-D map | {p['ours_map_s']:.0f} s, 10-NN kept {p['ours_map_quality']:.3f} | "
                      f"{'openTSNE' if name == 'opentsne' else 'UMAP'} with its own kNN: {p[name + '_s']:.0f} s"
-                     f"{note}, 10-NN kept {p[name + '_quality']:.2f} | {ratio} |")
+                     f"{note}, 10-NN kept {p[name + '_quality']:.3f} | {ratio} |")
     exact_all = p["rows"] / p["exact_qps"]
     L.append(f"| neighbour table of every row | pynndescent in {p['ours_knn_s']:.0f} s; recall@10 "
              f"{p['recall_at_10']:.3f} against exact | exact brute force (BLAS, {p['exact_qps']:.0f} queries/s): "
