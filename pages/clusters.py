@@ -45,7 +45,7 @@ with right:
     row = clusters.iloc[choice]
     n_vehicles, top = ex.cluster_vehicles(model, cluster, algorithm=algo)
     m1, m2, m3 = st.columns(3)
-    m1.metric("Size", f"{int(row['size']):,} images", help="share of all images: " + f"{row['share']:.1%}")
+    m1.metric("Images", f"{int(row['size']):,}", help="share of all images: " + f"{row['share']:.1%}")
     m2.metric("Colour", row["color_name"] or "—", help="most common colour measured at the centre of its images")
     m3.metric("Vehicles", f"{n_vehicles:,}")
     st.caption("Vehicles with most photos here: " + ", ".join(

@@ -335,7 +335,7 @@ def test_clusters_page_follows_the_algorithm(app_db):
     at.sidebar.selectbox[1].set_value("ward").run()
     no_errors(at)
     assert at.query_params["algo"] == "ward"
-    assert [m.label for m in at.metric][:3] == ["Size", "Colour", "Vehicles"]
+    assert [m.label for m in at.metric][:3] == ["Images", "Colour", "Vehicles"]
     at = run_page("clusters", model="vdc_type", algo="nonsense")
     no_errors(at)
     assert "No algorithm 'nonsense'" in at.sidebar.warning[0].value
