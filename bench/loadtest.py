@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from lib import store  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, TITLE, rss_mb, running_app  # noqa: E402
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, IMAGES_JS, TITLE, rss_mb, running_app  # noqa: E402
 
 FULL_SCALE_VEHICLES = 40671
 # URL path -> query template; {model}, {image}, {cluster}, {page} are drawn per visit.
@@ -49,7 +49,6 @@ PAGES = {
 }
 SEARCH = "similar-images search"  # the action that types an image ID into the Similar page
 LINK_SHARE = 0.2  # share of actions (after the first) that open a shared link rather than click in the app
-IMAGES_JS = """Array.from(document.querySelectorAll('[data-testid="stImage"] img'))"""
 ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 # Streamlit's frontend finds its server by asking for these under the page's own
 # path first (e.g. /similar/_stcore/health) and then under its parent: the 404s

@@ -77,6 +77,7 @@ def launch(playwright):
 
 
 TITLE = '[data-testid="stMain"] h1'
+IMAGES_JS = """Array.from(document.querySelectorAll('[data-testid="stImage"] img'))"""  # the page's pictures
 # true once Streamlit has shown no running/skeleton marker for 0.5 s
 IDLE_JS = """() => {
     const busy = document.querySelector('[data-testid="stStatusWidget"]')

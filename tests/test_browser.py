@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .browser import CHROMIUM, ROOT, launch, running_app, wait_rendered
+from .browser import CHROMIUM, IMAGES_JS, ROOT, launch, running_app, wait_rendered
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "docs" / "screenshots"
@@ -50,9 +50,8 @@ def shot(page, name):
 
 def loaded_images(page, timeout=30000):
     """How many images on the page show a picture, once none is still loading (a broken one counts 0)."""
-    imgs = """Array.from(document.querySelectorAll('[data-testid="stImage"] img'))"""
-    page.wait_for_function(f"() => {imgs}.every(i => i.complete)", timeout=timeout, polling=100)
-    return page.evaluate(f"() => {imgs}.filter(i => i.naturalWidth > 0).length")
+    page.wait_for_function(f"() => {IMAGES_JS}.every(i => i.complete)", timeout=timeout, polling=100)
+    return page.evaluate(f"() => {IMAGES_JS}.filter(i => i.naturalWidth > 0).length")
 
 
 def test_shared_similar_link_opened_first(browser_page):
