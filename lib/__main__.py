@@ -44,7 +44,8 @@ def _load(args):
         raise InputError("--algorithms", str(e)) from None
     cfg = LoadConfig(ks=tuple(range(args.k_min, args.k_max + 1)), n_neighbors=args.neighbors,
                      random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs,
-                     combinations=_combinations(args.combine), algorithms=algos)
+                     combinations=_combinations(args.combine), algorithms=algos,
+                     map_worker={"auto": None, "on": True, "off": False}[args.map_worker])
     if args.map_iters:
         cfg.map_iters = cfg.map_exaggeration_iters = args.map_iters
     report = load(args.dir, args.db, cfg, TerminalProgress())
@@ -106,6 +107,9 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--map-iters", type=int, default=None,
                    help="t-SNE iterations per phase (early exaggeration, then normal); default 250 each")
+    p.add_argument("--map-worker", choices=("auto", "on", "off"), default="auto",
+                   help="make the 2-D maps in a second process alongside the other stages; "
+                        "auto = from 50,000 images on")
     p.set_defaults(func=_load)
 
     p = sub.add_parser("export", help="write every image's clusters, names, outlier rank and verdict")

@@ -6,10 +6,16 @@ map costs only the optimisation. Quality is measured as 10-NN preservation.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+import time
+
 import numpy as np
 
 from .cluster import sample_rows
 from .neighbors import exact_knn
+from .progress import cpu_seconds, peak_rss_mb
 
 EXAGGERATION_ITERS = 250
 ITERS = 250
@@ -69,3 +75,58 @@ def knn_preservation(Z, Y, n_samples=2000, k=10, random_state=0):
     hi, _ = exact_knn(Z, Z[idx], k, query_ids=idx)
     lo, _ = exact_knn(Y, Y[idx], k, query_ids=idx)
     return float(np.mean([len(np.intersect1d(h, l)) / k for h, l in zip(hi, lo)]))
+
+
+def timed_map(Z, knn_indices, knn_distances, n_iter=ITERS, exaggeration_iter=EXAGGERATION_ITERS,
+              random_state=0, n_jobs=2):
+    """:func:`tsne_map` and its :func:`knn_preservation`, with the wall and CPU
+    seconds they took and this process's peak resident memory (MiB)."""
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    Y = tsne_map(Z, knn_indices, knn_distances, n_iter, exaggeration_iter, random_state, n_jobs)
+    preservation = knn_preservation(Z, Y, random_state=random_state)
+    return Y, preservation, time.perf_counter() - t0, cpu_seconds() - c0, peak_rss_mb()
+
+
+class MapWorker:
+    """Makes maps in a second process while the loader goes on with the next stages.
+
+    At hundreds of thousands of rows the t-SNE optimisation keeps about one
+    core busy (its FFT step is serial) and so do most other stages, so on two
+    cores the maps cost little wall time off the main line. A thread would
+    not do: the optimisation holds the GIL. The worker exits when the loader
+    does, killed or not, and is terminated if the load fails.
+
+    Use as a context manager; :meth:`submit` queues a map, :meth:`result`
+    waits for it and returns what :func:`timed_map` returns.
+    """
+
+    def __init__(self):
+        ctx = multiprocessing.get_context("spawn")  # fork would copy the loader's threads and memory
+        self._pool = ctx.Pool(1, initializer=_exit_with_parent, initargs=(os.getpid(),))
+        self._jobs = {}
+
+    def submit(self, key, *args):
+        self._jobs[key] = self._pool.apply_async(timed_map, args)
+
+    def result(self, key):
+        return self._jobs.pop(key).get()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None and not self._jobs:
+            self._pool.close()
+        else:
+            self._pool.terminate()
+        self._pool.join()
+
+
+def _exit_with_parent(parent_pid):
+    # a SIGKILLed loader cannot stop its pool: the worker notices it was orphaned
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()

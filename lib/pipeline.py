@@ -5,13 +5,16 @@ per model and per combination of models: k sweep, KMeans on all rows,
 neighbour graph, the other clustering algorithms, 2-D map, outlier scores,
 evidence; then, across models, the consensus outlier rank, thumbnails (and
 the colour of every cluster), the agreement between models and their
-ranking. Nothing is visible at ``db_path`` until every step has succeeded.
+ranking. From ``MAP_WORKER_ROWS`` rows on, the 2-D maps are made in a second
+process alongside the steps that follow them. Nothing is visible at
+``db_path`` until every step has succeeded.
 """
 from __future__ import annotations
 
 import gc
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +43,11 @@ class LoadConfig:
     algorithms: tuple = algorithms.ALGORITHMS
     random_state: int = 0
     n_jobs: int = 2
+    map_worker: bool = None  # maps in a second process; None = from MAP_WORKER_ROWS rows on
+
+
+# below this a map takes seconds and starting a second process costs as much
+MAP_WORKER_ROWS = 50_000
 
 
 def load(data_dir, db_path, config=None, progress=None):
@@ -87,18 +95,19 @@ def load(data_dir, db_path, config=None, progress=None):
     report = {"images": n, "models": {}}
     results = {}
     needed = {p for c in combos for p in combine.parts(c)}
-    with store.Writer(db_path) as db:
+    background = cfg.map_worker if cfg.map_worker is not None else n >= MAP_WORKER_ROWS
+    with store.Writer(db_path) as db, (embed.MapWorker() if background else nullcontext()) as maps:
         reduced = {}
         for model, path in files.items():
             Z, info = _read_and_reduce(db, model, path, n, cfg, prog)
-            results[model] = _model_steps(db, model, Z, info, vehicle_codes, cfg, prog)
+            results[model] = _model_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps)
             if model in needed:
                 reduced[model] = Z  # combinations reuse the reduced blocks
             del Z
             gc.collect()
         for name in combos:
             Z, info = _combination(db, name, reduced)
-            results[name] = _model_steps(db, name, Z, info, vehicle_codes, cfg, prog)
+            results[name] = _model_steps(db, name, Z, info, vehicle_codes, cfg, prog, maps)
             del Z
             gc.collect()
         del reduced
@@ -117,6 +126,9 @@ def load(data_dir, db_path, config=None, progress=None):
         with prog.stage("thumbnails", total=n) as advance:
             status_counts = _store_thumbnails(db, data_dir, image_list, cfg, advance)
         report["image_status"] = status_counts
+
+        if maps is not None:
+            _collect_maps(db, maps, list(results), prog)
 
         with prog.stage("agreement and ranking"):
             db.insert("model_agreement", _columns(evidence.agreement(
@@ -177,8 +189,9 @@ def _combination(db, name, reduced):
     return Z, info
 
 
-def _model_steps(db, model, Z, info, vehicle_codes, cfg, prog):
-    """Every step a model (or a combination) goes through on its reduced vectors."""
+def _model_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
+    """Every step a model (or a combination) goes through on its reduced vectors;
+    with a :class:`lib.embed.MapWorker`, the map is only queued on it."""
     t_model = time.perf_counter()
     n = len(Z)
     ids = np.arange(n, dtype=np.int32)
@@ -208,11 +221,16 @@ def _model_steps(db, model, Z, info, vehicle_codes, cfg, prog):
 
     _other_algorithms(db, model, Z, knn_idx, knn_dist, (labels, k, sweep, t_kmeans), vehicle_codes, cfg, prog)
 
-    with prog.stage("2-D map", total=cfg.map_iters + cfg.map_exaggeration_iters, model=model) as advance:
-        Y = embed.tsne_map(Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
-                           cfg.random_state, cfg.n_jobs, advance)
-        preservation = embed.knn_preservation(Z, Y, random_state=cfg.random_state)
-    db.insert("map", {"model": [model] * n, "image_id": ids, "x": Y[:, 0], "y": Y[:, 1]})
+    preservation = None  # a map made in the background fills it in when stored
+    if maps is None:
+        with prog.stage("2-D map", total=cfg.map_iters + cfg.map_exaggeration_iters, model=model) as advance:
+            Y = embed.tsne_map(Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
+                               cfg.random_state, cfg.n_jobs, advance)
+            preservation = embed.knn_preservation(Z, Y, random_state=cfg.random_state)
+        _insert_map(db, model, Y)
+    else:
+        maps.submit(model, Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
+                    cfg.random_state, cfg.n_jobs)
 
     with prog.stage("outliers", model=model):
         raw = outliers.all_scores(Z, knn_idx, knn_dist, labels, centers, vehicle_codes, cfg.random_state)
@@ -231,6 +249,24 @@ def _model_steps(db, model, Z, info, vehicle_codes, cfg, prog):
                 seconds=time.perf_counter() - t_model)
     db.insert("models", {c: [v] for c, v in info.items()})
     return ModelResult(info, labels, knn_idx[:, :evidence.RECALL_K].copy(), combined)
+
+
+def _insert_map(db, model, Y):
+    db.insert("map", {"model": [model] * len(Y), "image_id": np.arange(len(Y), dtype=np.int32),
+                      "x": Y[:, 0], "y": Y[:, 1]})
+
+
+def _collect_maps(db, maps, models, prog):
+    """Store the maps made in the background. Each is recorded as its model's
+    "2-D map" stage with the worker's own times; the wait is a stage of its own."""
+    with prog.stage("waiting for 2-D maps", total=len(models)) as advance:
+        for model in models:
+            Y, preservation, seconds, cpu, peak = maps.result(model)
+            _insert_map(db, model, Y)
+            db.con.execute("UPDATE models SET map_knn_preservation = ?, seconds = seconds + ? WHERE model = ?",
+                           [preservation, seconds, model])
+            prog.records.append(("2-D map", model, seconds, cpu, peak))
+            advance(1)
 
 
 def _other_algorithms(db, model, Z, knn_idx, knn_dist, kmeans_result, vehicle_codes, cfg, prog):

@@ -223,3 +223,68 @@ def test_a_complete_load_clears_the_partial_files_of_dead_loads_only(tmp_path):
     store.prune(db)
     assert not stale.exists() and not (d / (stale.name + ".wal")).exists()
     assert running.exists() and foreign.exists()
+
+
+def test_maps_made_in_a_second_process_are_the_maps_made_inline(tmp_path):
+    import dataclasses
+
+    data = make_tiny(tmp_path / "data")
+    maps, stages = {}, {}
+    for worker in (False, True):
+        cfg = dataclasses.replace(TINY_CONFIG, map_worker=worker)
+        pipeline.load(data, tmp_path / f"{worker}.duckdb", cfg)
+        ex = Explorer(tmp_path / f"{worker}.duckdb")
+        maps[worker] = ex.df("SELECT model, image_id, x, y FROM map ORDER BY ALL")
+        maps[worker, "kept"] = ex.models().set_index("model")["map_knn_preservation"]
+        stages[worker] = ex.stages()
+        ex.close()
+    assert len(maps[True]) == 2 * 300
+    np.testing.assert_allclose(maps[True][["x", "y"]], maps[False][["x", "y"]], rtol=1e-4, atol=1e-4)
+    assert maps[True, "kept"].notna().all() and (maps[True, "kept"] == maps[False, "kept"]).all()
+    # the worker's own time is each model's map stage; the wait is recorded apart
+    for s in stages.values():
+        assert sorted(s[s.stage == "2-D map"].model) == ["alpha", "beta"]
+    assert "waiting for 2-D maps" in set(stages[True].stage) - set(stages[False].stage)
+
+
+def _stat(pid):
+    """(state, parent pid) of a process from /proc, or None once it is gone."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def _running_children(pid):
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and (_stat(int(p)) or ("Z", 0))[1] == pid
+            and _stat(int(p))[0] != "Z"]
+
+
+def test_the_map_worker_exits_with_a_killed_loader(tmp_path):
+    import signal
+    import time
+
+    data = make_tiny(tmp_path / "data")
+    # maps long enough that the worker is mid-map when the loader dies
+    proc = subprocess.Popen([sys.executable, "-m", "lib", "load", str(data), "--db", str(tmp_path / "v.duckdb"),
+                             "--k-max", "5", "--map-worker", "on", "--map-iters", "100000"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = b""
+    while b"alpha: outliers" not in seen:  # the first map was queued before this stage
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk, seen.decode(errors="replace")[-2000:]
+        seen += chunk
+    time.sleep(1.0)
+    children = _running_children(proc.pid)
+    assert children, "the loader started no map worker"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive():
+        return [c for c in children if (_stat(c) or ("Z",))[0] != "Z"]
+
+    deadline = time.time() + 15
+    while alive() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive(), "processes left running after the loader was killed"
