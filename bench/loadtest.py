@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from lib import store  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, IMAGES_JS, TITLE, rss_mb, running_app  # noqa: E402
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, TITLE, rss_mb, running_app  # noqa: E402
 
 FULL_SCALE_VEHICLES = 40671
 # URL path -> query template; {model}, {image}, {cluster}, {page} are drawn per visit.

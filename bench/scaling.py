@@ -9,9 +9,11 @@ the exponents and the plan for datasets past one machine.
     python -m bench.scaling                      # 50k, 100k, 200k, 416k
     python -m bench.scaling --images 3000,6000 --out /tmp/s.md   # a toy run
 
-Datasets and databases are cached under .bench/ (the 416k ones are shared
-with `make bench`); a size whose database exists is not loaded again unless
-``--rebuild`` is given.
+Every load makes its 2-D maps inline (``--map-worker off``): stages run one
+after the other, so each stage's seconds are its own and not shared with a
+map running alongside. Datasets and databases are cached under .bench/ (the
+416k ones are shared with `make bench`); a size whose database exists, with
+its maps made inline, is not loaded again unless ``--rebuild`` is given.
 """
 from __future__ import annotations
 
@@ -39,10 +41,10 @@ def measure(work, vehicles, rebuild=False, loader_args=()):
     """Load one size (or reuse its database); return rows, wall, peak and per-stage times."""
     data, _ = dataset(work, vehicles)
     db = work / f"db-{vehicles}" / "vehicles.duckdb"
-    fresh = rebuild or not db.exists()
+    fresh = rebuild or not db.exists() or maps_in_background(db)
     if fresh:
         log(f"loading {vehicles} vehicles")
-        wall, peak = run_loader(data, db, loader_args)
+        wall, peak = run_loader(data, db, [*loader_args, "--map-worker", "off"])
     ex = Explorer(db)
     try:
         stages = ex.stages()
@@ -58,6 +60,15 @@ def measure(work, vehicles, rebuild=False, loader_args=()):
     return {"vehicles": vehicles, "rows": rows, "wall_s": wall, "peak_mb": peak, "built_at": meta.get("built_at"),
             "stages": {s: {"seconds": float(r.seconds), "cpu_seconds": float(r.cpu_seconds)}
                        for s, r in per_stage.iterrows()}}
+
+
+def maps_in_background(db):
+    """Whether a database's load made its maps in a second process (as `make bench` does at full scale)."""
+    ex = Explorer(db)
+    try:
+        return bool((ex.stages()["stage"] == "waiting for 2-D maps").any())
+    finally:
+        ex.close()
 
 
 def growth_exponent(rows, seconds):
@@ -97,7 +108,8 @@ def report(res):
     L = ["# Scaling\n",
          f"Made by `make scaling` (`python -m bench.scaling{res['args']}`) on {res['when']}, {os.cpu_count()} cores. "
          "Data: the demo generator (real dims: 2560 + 512 + 128 + 512 float32 descriptors, 320×240 JPEG crops); "
-         "the loader runs all four models and every stage. Each size's build time is listed: sizes may come "
+         "the loader runs all four models and every stage, one after the other (`--map-worker off`: "
+         "the maps inline, so that each stage's time is its own). Each size's build time is listed: sizes may come "
          "from different runs on a shared machine, which is why CPU seconds (user + system, summed over the "
          "process and its workers) are fitted as well as wall seconds.\n",
          "## Whole load\n",

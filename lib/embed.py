@@ -6,15 +6,13 @@ map costs only the optimisation. Quality is measured as 10-NN preservation.
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
-import threading
 import time
 
 import numpy as np
 
 from .cluster import sample_rows
 from .neighbors import exact_knn
+from .processes import SPAWN, orphan_guard
 from .progress import cpu_seconds, peak_rss_mb
 
 EXAGGERATION_ITERS = 250
@@ -93,16 +91,15 @@ class MapWorker:
     At hundreds of thousands of rows the t-SNE optimisation keeps about one
     core busy (its FFT step is serial) and so do most other stages, so on two
     cores the maps cost little wall time off the main line. A thread would
-    not do: the optimisation holds the GIL. The worker exits when the loader
-    does, killed or not, and is terminated if the load fails.
+    not do: the optimisation holds the GIL. The worker exits with the loader
+    (:mod:`lib.processes`) and is terminated if the load fails.
 
     Use as a context manager; :meth:`submit` queues a map, :meth:`result`
     waits for it and returns what :func:`timed_map` returns.
     """
 
     def __init__(self):
-        ctx = multiprocessing.get_context("spawn")  # fork would copy the loader's threads and memory
-        self._pool = ctx.Pool(1, initializer=_exit_with_parent, initargs=(os.getpid(),))
+        self._pool = SPAWN.Pool(1, **orphan_guard())
         self._jobs = {}
 
     def submit(self, key, *args):
@@ -120,13 +117,3 @@ class MapWorker:
         else:
             self._pool.terminate()
         self._pool.join()
-
-
-def _exit_with_parent(parent_pid):
-    # a SIGKILLed loader cannot stop its pool: the worker notices it was orphaned
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()

@@ -6,11 +6,9 @@ report counts, and the app shows :func:`placeholder` for it.
 """
 from __future__ import annotations
 
+import base64
 import io
-import multiprocessing
 import os
-import threading
-import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
@@ -18,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .descriptors import resolve_image
+from .processes import SPAWN, orphan_guard
 
 THUMB_SIZE = 128
 THUMB_QUALITY = 80
@@ -66,18 +65,6 @@ def _batch(args):
     return [make_thumbnail(resolve_image(root, rel), size) for rel in rels]
 
 
-def _exit_with_parent(parent_pid):
-    """In a worker: exit when the loader is gone. A SIGKILLed loader cannot stop
-    its pool, and the workers, holding both ends of their task queue, would
-    wait for work forever."""
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def iter_thumbnails(image_root, rel_paths, size=THUMB_SIZE, n_jobs=2, batch=512):
     """Thumbnails for every path, in order, as batches made by ``n_jobs`` processes.
 
@@ -91,13 +78,21 @@ def iter_thumbnails(image_root, rel_paths, size=THUMB_SIZE, n_jobs=2, batch=512)
     if n_jobs <= 1 or len(tasks) <= 1:
         yield from map(_batch, tasks)
         return
-    # spawn, not fork: the loader already runs BLAS/numba thread pools by now
-    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(n_jobs, mp_context=SPAWN, **orphan_guard()) as pool:
         yield from pool.map(_batch, tasks)
 
 
 _PLACEHOLDER = None
+
+
+def data_uri(jpeg):
+    """A ``data:`` URL of JPEG bytes: the page carries the picture itself.
+
+    Streamlit serves bytes as media files that it drops once no session's
+    latest run shows them, so a slow browser still fetching the previous
+    page's pictures got 404s; an inline picture has nothing to fetch.
+    """
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def placeholder(size=THUMB_SIZE):

@@ -21,6 +21,7 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     saved = json.loads((tmp_path / "benchmarks.json").read_text())
     assert saved["rows"] == res["rows"]
     assert "map worker" not in text  # a load this small makes its maps inline
+    assert res["foundation"]["wall_s"] > 0 and "--combine none --algorithms kmeans`: the four models" in text
 
 
 def test_bench_partial_run_keeps_the_other_parts_with_their_dates(tmp_path):
@@ -54,11 +55,12 @@ def test_scaling_runs_and_reports_every_stage(tmp_path):
 
     out = tmp_path / "SCALING.md"
     res = scaling(["--images", "300,700", "--work", str(tmp_path / "work"), "--out", str(out),
-                   "--loader-args=--k-max 4 --map-iters 50 --model vdc_color"])
+                   "--loader-args=--k-max 4 --map-iters 50 --model vdc_color --map-worker on"])
     rows = [r["rows"] for r in res["runs"]]
     assert rows[0] < rows[1]
     for stage in ("PCA", "k sweep", "neighbours", "2-D map", "thumbnails", "whole load"):
         assert stage in res["exponents"]
+    assert "waiting for 2-D maps" not in res["exponents"]  # scaling times the maps inline, whatever it is given
     assert all(r["stages"]["thumbnails"]["cpu_seconds"] > 0 for r in res["runs"])
     text = out.read_text()
     assert "| **whole load** |" in text and "Past one machine" in text

@@ -1,0 +1,29 @@
+"""Worker processes of the loader: thumbnails in parallel, maps alongside.
+
+Spawned, never forked: by the time they start, the loader runs BLAS, numba
+and DuckDB thread pools, which a fork would copy mid-state. A worker exits
+when the loader does: a SIGKILLed loader cannot stop its pool, and a worker
+left behind would wait for work, or finish a map, for nobody.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def orphan_guard():
+    """``initializer`` and ``initargs`` for a pool whose workers exit with this process."""
+    return dict(initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent_pid):
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
