@@ -228,7 +228,7 @@ def gallery(ex, image_ids, captions=None, model=None, columns=6, buttons=None):
     ``buttons``: optional label; a button under every image, returns the id clicked.
     """
     ids = [int(i) for i in image_ids]
-    thumbs = ex.thumbnail_uris(ids)
+    thumbs = ex.thumbnails(ids)
     clicked = None
     cols = st.columns(columns)
     for n, image_id in enumerate(ids):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .cluster import sample_rows
 from .neighbors import exact_knn
-from .processes import SPAWN, orphan_guard
+from .processes import SPAWN, orphan_guard, plain_main
 from .progress import cpu_seconds, peak_rss_mb
 
 EXAGGERATION_ITERS = 250
@@ -99,7 +99,8 @@ class MapWorker:
     """
 
     def __init__(self):
-        self._pool = SPAWN.Pool(1, **orphan_guard())
+        with plain_main():
+            self._pool = SPAWN.Pool(1, **orphan_guard())
         self._jobs = {}
 
     def submit(self, key, *args):

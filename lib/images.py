@@ -6,7 +6,6 @@ report counts, and the app shows :func:`placeholder` for it.
 """
 from __future__ import annotations
 
-import base64
 import io
 import os
 import warnings
@@ -16,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .descriptors import resolve_image
-from .processes import SPAWN, orphan_guard
+from .processes import SPAWN, orphan_guard, plain_main
 
 THUMB_SIZE = 128
 THUMB_QUALITY = 80
@@ -79,20 +78,12 @@ def iter_thumbnails(image_root, rel_paths, size=THUMB_SIZE, n_jobs=2, batch=512)
         yield from map(_batch, tasks)
         return
     with ProcessPoolExecutor(n_jobs, mp_context=SPAWN, **orphan_guard()) as pool:
-        yield from pool.map(_batch, tasks)
+        with plain_main():  # the workers start with the first task
+            batches = pool.map(_batch, tasks)
+        yield from batches
 
 
 _PLACEHOLDER = None
-
-
-def data_uri(jpeg):
-    """A ``data:`` URL of JPEG bytes: the page carries the picture itself.
-
-    Streamlit serves bytes as media files that it drops once no session's
-    latest run shows them, so a slow browser still fetching the previous
-    page's pictures got 404s; an inline picture has nothing to fetch.
-    """
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def placeholder(size=THUMB_SIZE):

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
+import types
+from contextlib import contextmanager
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -18,6 +21,22 @@ SPAWN = multiprocessing.get_context("spawn")
 def orphan_guard():
     """``initializer`` and ``initargs`` for a pool whose workers exit with this process."""
     return dict(initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+@contextmanager
+def plain_main():
+    """Start workers inside this: they import only what their tasks need.
+
+    A spawned child re-runs the parent's ``__main__`` module by path. Under
+    Streamlit (the app building its first database) or AppTest, ``__main__``
+    is a page script, which the child would run, and fail on, before any task.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _exit_with_parent(parent_pid):

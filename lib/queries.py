@@ -233,10 +233,6 @@ class Explorer:
         got = dict(self.rows("SELECT image_id, jpeg FROM thumbnails WHERE image_id IN (SELECT unnest(?))", [ids]))
         return {i: got.get(i) or images.placeholder() for i in ids}
 
-    def thumbnail_uris(self, image_ids):
-        """``{image_id: data URL}`` of :meth:`thumbnails`, for pages to show inline."""
-        return {i: images.data_uri(jpeg) for i, jpeg in self.thumbnails(image_ids).items()}
-
     def similar(self, model, image_id, k=12, algorithm=DEFAULT_ALGORITHM):
         """Nearest neighbours of an image from the stored graph (rank 1 = nearest)."""
         return self.df("""SELECT n.rank, n.neighbor_id AS image_id, n.distance, i.vehicle_id, a.cluster

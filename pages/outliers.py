@@ -100,7 +100,7 @@ else:
 
 why = ex.why_flagged(df["image_id"]) if model == "consensus" else {}
 saved = rev.verdicts(df["path"])
-thumbs = ex.thumbnail_uris(df["image_id"])
+thumbs = ex.thumbnails(df["image_id"])
 link_model = ex.model_names()[0] if model == "consensus" else model
 
 

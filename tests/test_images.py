@@ -4,6 +4,7 @@ import os
 import struct
 import zlib
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -65,3 +66,28 @@ def test_symlink_out_of_the_root_is_never_opened(tmp_path):
 
 def test_placeholder_is_a_jpeg():
     assert Image.open(io.BytesIO(images.placeholder())).format == "JPEG"
+
+
+def test_workers_never_run_the_parents_main_script(tmp_path, monkeypatch):
+    """Under Streamlit or AppTest ``__main__`` is a page script; a spawned worker must not run it."""
+    import sys
+    import types
+
+    from lib import embed
+
+    script = tmp_path / "page.py"
+    script.write_text("raise SystemExit('the page script ran in a worker')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    for i in range(4):
+        Image.new("RGB", (40, 30), (i * 60, 0, 0)).save(tmp_path / f"{i}.jpg")
+    got = [b for batch in images.iter_thumbnails(tmp_path, [f"{i}.jpg" for i in range(4)], n_jobs=2, batch=1)
+           for b in batch]
+    assert [s for s, _, _ in got] == ["ok"] * 4
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(60, 4)).astype(np.float32)
+    idx = (np.arange(60)[:, None] + np.arange(1, 6)) % 60  # a ring: every row's 5 next rows
+    with embed.MapWorker() as maps:
+        maps.submit("m", Z, idx.astype(np.int64), np.ones(idx.shape, np.float32), 10, 10)
+        assert maps.result("m")[0].shape == (60, 2)
