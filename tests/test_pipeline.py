@@ -247,18 +247,17 @@ def test_maps_made_in_a_second_process_are_the_maps_made_inline(tmp_path):
     assert "waiting for 2-D maps" in set(stages[True].stage) - set(stages[False].stage)
 
 
-def _stat(pid):
-    """(state, parent pid) of a process from /proc, or None once it is gone."""
+def _parent_if_running(pid):
+    """The parent pid of a running process, from /proc; None once it is gone or a zombie."""
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return fields[0], int(fields[1])
+    return None if fields[0] == "Z" else int(fields[1])
 
 
 def _running_children(pid):
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and (_stat(int(p)) or ("Z", 0))[1] == pid
-            and _stat(int(p))[0] != "Z"]
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent_if_running(int(p)) == pid]
 
 
 def test_the_map_worker_exits_with_a_killed_loader(tmp_path):
@@ -282,7 +281,7 @@ def test_the_map_worker_exits_with_a_killed_loader(tmp_path):
     proc.wait()
 
     def alive():
-        return [c for c in children if (_stat(c) or ("Z",))[0] != "Z"]
+        return [c for c in children if _parent_if_running(c) is not None]
 
     deadline = time.time() + 15
     while alive() and time.time() < deadline:
