@@ -85,20 +85,46 @@ def url_choice(key, options, default, label=None):
     return default
 
 
+def follow_url(key, param, from_url, options=None):
+    """Set the widget ``key`` from the URL's ``param``, unless the URL still holds what the widget wrote.
+
+    ``from_url(raw)`` turns the URL's text (None when absent) into a value of
+    the widget. A widget the URL drives has a key and no default: without a
+    key Streamlit tells widgets apart by their defaults, and a default taken
+    from the URL changes with every edit, so each second edit went to a
+    widget no longer on the page and snapped back. The URL wins when it
+    changed by other means (a shared link, a button, another page), or when
+    the widget's value is no longer one of ``options``.
+    """
+    raw = st.query_params.get(param)
+    state = st.session_state
+    if key not in state or state.get("_url_" + key) != raw or (options is not None and state[key] not in options):
+        state[key] = from_url(raw)
+        state["_url_" + key] = raw
+
+
+def to_url(key, param, text):
+    """Write the widget ``key``'s value to the URL's ``param`` as ``text`` (None removes it)."""
+    if text is None:
+        st.query_params.pop(param, None)
+    else:
+        st.query_params[param] = text
+    st.session_state["_url_" + key] = text
+
+
 def pick_batch(label="Batch"):
     """Sidebar picker of assigned batches (``?batch=``); returns a :class:`lib.batches.Batch` or None."""
     names = batches.list_batches(DB_PATH)
     if not names:
         return None
     none = "-"  # no batch; never a batch name (see lib.batches.check_name), and not None, which shows as empty
-    choice = url_choice("batch", names, none, "batch")
     opts = [none] + names
-    name = st.sidebar.selectbox(label, opts, index=opts.index(choice),
+    follow_url("batch_pick", "batch", lambda raw: url_choice("batch", names, none, "batch"), opts)
+    name = st.sidebar.selectbox(label, opts, key="batch_pick",
                                 format_func=lambda n: "none (training images)" if n == none else n)
+    to_url("batch_pick", "batch", None if name == none else name)
     if name == none:
-        st.query_params.pop("batch", None)
         return None
-    st.query_params["batch"] = name
     return _batch(str(DB_PATH), name, (batches.batch_path(DB_PATH, name)).stat().st_mtime)
 
 
@@ -207,14 +233,14 @@ def pick_algorithm(ex, model):
 
 def pick_image(ex, help=""):
     """The image ID box, filled from and written back to the URL's ``image``; a bad ID stops the page."""
-    typed = st.text_input("Image ID", value=st.query_params.get("image", "0"),
-                          help=f"0 … {ex.n_images - 1:,}" + help)
+    follow_url("image_box", "image", lambda raw: raw or "0")
+    typed = st.text_input("Image ID", key="image_box", help=f"0 … {ex.n_images - 1:,}" + help)
     try:
         image_id = ex.check_image_id(typed)
     except ValueError as e:
         st.warning(str(e))
         st.stop()
-    st.query_params["image"] = str(image_id)
+    to_url("image_box", "image", str(image_id))
     return image_id
 
 

@@ -104,25 +104,58 @@ async def settle(page, timeout_ms):
     return await page.evaluate("() => (performance.now() - window.__idleSince) / 1000")
 
 
-# a rerun caused by a click: seen running, then not running (a MutationObserver
-# catches runs shorter than any polling interval)
-WATCH_RUN_JS = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    window.__sawRun = false;
-    window.__idleSince = null;
-    new MutationObserver(() => {
-        if (app.getAttribute('data-test-script-state') === 'running') window.__sawRun = true;
-    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+STATE_JS = """() => {
+    const q = (s) => document.querySelector(s);
+    const app = q('[data-testid="stApp"]');
+    const box = q('input[aria-label="Image ID"]');
+    return JSON.stringify({script: app && app.getAttribute('data-test-script-state'),
+        status: q('[data-testid="stStatusWidget"]') && q('[data-testid="stStatusWidget"]').innerText,
+        skeleton: !!q('[data-testid="stSkeleton"]'), title: q('h1') && q('h1').innerText,
+        box: box && box.value, url: location.href});
 }"""
-RUN_DONE_JS = """() => window.__sawRun && document.querySelector('[data-testid="stApp"]')
-    .getAttribute('data-test-script-state') === 'notRunning'"""
 
 
-async def rerun(page, trigger, timeout_ms):
-    """Do ``trigger`` (a click, a key) and wait for the rerun it causes to finish."""
-    await page.evaluate(WATCH_RUN_JS)
-    await trigger()
-    await page.wait_for_function(RUN_DONE_JS, timeout=timeout_ms, polling=100)
+async def page_state(page):
+    """What the page showed when an action failed (for the error report)."""
+    try:
+        return await asyncio.wait_for(page.evaluate(STATE_JS), 5)
+    except Exception as e:
+        return f"unreadable ({type(e).__name__})"
+
+
+class Runs:
+    """Counts the script runs the server reports finished to one page, read off its websocket.
+
+    The DOM's running/not-running attribute misses fast runs (React may render
+    both states in one commit), so a rerun is awaited on the server's own
+    ``script_finished`` message instead.
+    """
+
+    def __init__(self, page):
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        self.done = 0
+        self._msg = ForwardMsg
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload):
+        if isinstance(payload, str):
+            return
+        msg = self._msg.FromString(payload)
+        # a run cut short by st.rerun() is followed by the run that counts
+        if msg.WhichOneof("type") == "script_finished" and msg.script_finished != self._msg.FINISHED_EARLY_FOR_RERUN:
+            self.done += 1
+
+    async def after(self, page, trigger, timeout_ms):
+        """Do ``trigger`` (a click, a key) and wait until the rerun it causes has finished."""
+        before = self.done
+        await page.evaluate("() => { window.__idleSince = null; }")  # settle() times idleness from here on
+        await trigger()
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self.done == before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no script run finished within {timeout_ms / 1000:.0f} s")
+            await asyncio.sleep(0.02)
 
 
 async def user(n, browser, base, cat, deadline, timeout_ms, seed, out):
@@ -137,6 +170,7 @@ async def user(n, browser, base, cat, deadline, timeout_ms, seed, out):
     rng = random.Random(seed + n)
     ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await ctx.new_page()
+    runs = Runs(page)
     problems = []  # filled by the page's event handlers during an action
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("console", lambda m: problems.append(f"console: {m.text[:200]}")
@@ -159,17 +193,17 @@ async def user(n, browser, base, cat, deadline, timeout_ms, seed, out):
                 opened = True
             elif kind == "click":
                 link = page.locator(f'[data-testid="stSidebarNavLink"][href$="{path}"]').first
-                await rerun(page, link.click, timeout_ms)
+                await runs.after(page, link.click, timeout_ms)
             else:
                 if not page.url.split("?")[0].endswith("/similar"):
-                    await rerun(page, page.locator('[data-testid="stSidebarNavLink"][href$="/similar"]').first.click,
-                                timeout_ms)
+                    link = page.locator('[data-testid="stSidebarNavLink"][href$="/similar"]').first
+                    await runs.after(page, link.click, timeout_ms)
                     await settle(page, timeout_ms)
                 wanted = rng.randrange(cat.n_images)
                 box = page.get_by_role("textbox", name="Image ID")
                 await box.fill(str(wanted))
                 t0 = time.monotonic()  # time the search itself, not the way to the page
-                await rerun(page, lambda: box.press("Enter"), timeout_ms)
+                await runs.after(page, lambda: box.press("Enter"), timeout_ms)
                 await page.get_by_text(f"query #{wanted}", exact=True).wait_for(timeout=timeout_ms)
             slack = await settle(page, timeout_ms)
             seconds = time.monotonic() - t0 - slack
@@ -179,6 +213,7 @@ async def user(n, browser, base, cat, deadline, timeout_ms, seed, out):
         except Exception as e:  # a timeout or a crashed page is an error of this action, the session goes on
             seconds = time.monotonic() - t0
             problems.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            problems.append("state: " + await page_state(page))
             opened = False  # start again from a fresh document
         out.append({"user": n, "action": action, "url": page.url, "seconds": seconds, "errors": list(problems)})
     await ctx.close()
@@ -262,7 +297,8 @@ def summarise(records, users, seconds, rss):
     names = [f"{kind} {p}" for kind in ("open", "click") for p in PAGES] + [SEARCH]
     by_action = {a: stats([r for r in records if r["action"] == a]) for a in names}
     return {"users": users, "seconds": seconds, **stats(records), "by_action": by_action,
-            "app_rss_mb": rss, "error_samples": [(r["url"], r["errors"][:3]) for r in records if r["errors"]][:20]}
+            "app_rss_mb": rss,
+            "error_samples": [(f"{r['action']}: {r['url']}", r["errors"][:3]) for r in records if r["errors"]][:20]}
 
 
 def markdown(res):

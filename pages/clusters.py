@@ -36,12 +36,12 @@ with left:
 with right:
     labels = [("noise" if r.cluster < 0 else str(r.cluster)) + f"{name_of(r.cluster)}: {r.size:,} images "
               f"({r.share:.1%}), mostly {r.color_name}" for r in clusters.itertuples()]
-    wanted = st.query_params.get("cluster")
-    ids = list(clusters["cluster"])
-    idx = ids.index(c) if (c := int_param(wanted, -1, max(ids), None)) in ids else 0
-    choice = st.selectbox("Cluster", range(len(ids)), index=idx, format_func=lambda i: labels[i])
-    cluster = ids[choice]
-    st.query_params["cluster"] = str(cluster)
+    ids = [int(c) for c in clusters["cluster"]]
+    ui.follow_url("cluster_pick", "cluster",
+                  lambda raw: c if (c := int_param(raw, -1, max(ids), None)) in ids else ids[0], ids)
+    cluster = st.selectbox("Cluster", ids, key="cluster_pick", format_func=dict(zip(ids, labels)).get)
+    ui.to_url("cluster_pick", "cluster", str(cluster))
+    choice = ids.index(cluster)
     row = clusters.iloc[choice]
     n_vehicles, top = ex.cluster_vehicles(model, cluster, algorithm=algo)
     m1, m2, m3 = st.columns(3)
@@ -99,11 +99,9 @@ if batch is not None:
         st.caption("Each new image went to the nearest cluster centre. confidence = 1 − d1/d2 (nearest vs "
                    "second-nearest centre); novel = farther from its centre than 99% of that cluster's own images.")
         st.dataframe(batch.per_cluster(model), hide_index=True)
-        novel_only = st.toggle("Novel images only", value=st.query_params.get("novel") == "1")
-        if novel_only:
-            st.query_params["novel"] = "1"
-        else:
-            st.query_params.pop("novel", None)
+        ui.follow_url("novel_pick", "novel", lambda raw: raw == "1")
+        novel_only = st.toggle("Novel images only", key="novel_pick")
+        ui.to_url("novel_pick", "novel", "1" if novel_only else None)
         shown = batch.images(model, cluster, novel_only=novel_only)
         st.write(f"Batch images assigned to cluster {cluster}" + (" (novel only)" if novel_only else ""))
         ui.gallery(batch, shown["image_id"], [f"{r.path.split('/')[-1]} · conf {r.confidence:.2f}"

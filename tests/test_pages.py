@@ -47,6 +47,10 @@ def test_clusters_page_shows_a_gallery(app_db):
     assert len(images(at)) == 12 + 6 + 12  # nearest the centre, on the boundary, random
     assert [h.value for h in at.subheader][:3] == ["Cluster 1: nearest the centre", "Cluster 1: on the boundary",
                                                    "Cluster 1: random images"]
+    for wanted in (3, 0, 2):  # one pick after another, each one kept
+        at.selectbox[0].set_value(wanted).run()
+        assert at.selectbox[0].value == wanted and at.query_params["cluster"] == str(wanted)
+        assert at.subheader[0].value == f"Cluster {wanted}: nearest the centre"
 
 
 def test_similar_page_from_the_url_and_clicking_a_neighbour(app_db):
@@ -59,6 +63,18 @@ def test_similar_page_from_the_url_and_clicking_a_neighbour(app_db):
     no_errors(at)
     new_id = at.query_params["image"]
     assert new_id != "7" and at.text_input[0].value == new_id
+
+
+@pytest.mark.parametrize("page", ["similar", "compare"])
+def test_the_image_box_takes_one_search_after_another(app_db, page):
+    # the box's default came from the URL, so each edit made it another widget and every second
+    # search snapped back to the previous ID (found by the load test)
+    at = run_page(page, image="7")
+    for wanted in ("40", "41", "12", "12", "3"):
+        at.text_input[0].input(wanted).run()
+        no_errors(at)
+        assert at.query_params["image"] == wanted and at.text_input[0].value == wanted
+        assert f"query #{wanted}" in at.image[0].captions
 
 
 @pytest.mark.parametrize("bad, says", [("abc", "whole number"), ("99999999", "no image 99999999"), ("-1", "no image -1")])
@@ -177,8 +193,13 @@ def test_clusters_page_shows_an_assigned_batch(app_db, demo_dir, tmp_path):
     assert per_cluster["images"].sum() == len(held)
     n0 = int(per_cluster.set_index("cluster")["images"].get(0, 0))
     assert len(images(at)) == 24 + 6 + min(n0, 24)  # nearest + random, boundary, the batch's
-    at.toggle[0].set_value(True).run()
-    assert at.query_params["novel"] == "1"
+    for on in (True, False, True):
+        at.toggle[0].set_value(on).run()
+        assert at.toggle[0].value is on and at.query_params.get("novel") == ("1" if on else None)
+    for name in ("-", "new-cars", "-"):  # the batch picker: none, the batch, none
+        at.sidebar.selectbox(key="batch_pick").set_value(name).run()
+        assert at.query_params.get("batch") == (None if name == "-" else name)
+        assert ("New batch `new-cars`" in at.subheader[-1].value) == (name != "-")
     bad = run_page("clusters", model="vdc_type", batch="../etc")
     no_errors(bad)
     assert "Ignored batch" in bad.warning[0].value
