@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib import batches, reviews, store
+from lib import batches, images, reviews, store
 from lib.progress import Progress
 from lib.queries import Explorer
 
@@ -244,6 +244,11 @@ def pick_image(ex, help=""):
     return image_id
 
 
+def picture(jpeg, caption, link=None, where=st):
+    """One thumbnail (JPEG bytes), inline in the page (see :func:`lib.images.data_uri`)."""
+    where.image(images.data_uri(jpeg), caption=caption, width="stretch", link=link)
+
+
 def similar_link(model, image_id):
     return f"/similar?model={model}&image={int(image_id)}"
 
@@ -260,8 +265,7 @@ def gallery(ex, image_ids, captions=None, model=None, columns=6, buttons=None):
     for n, image_id in enumerate(ids):
         with cols[n % columns]:
             cap = captions[n] if captions is not None else f"#{image_id}"
-            st.image(thumbs[image_id], caption=cap, width="stretch",
-                     link=similar_link(model, image_id) if model else None)
+            picture(thumbs[image_id], cap, similar_link(model, image_id) if model else None)
             if buttons and st.button(buttons, key=f"btn-{image_id}-{n}"):
                 clicked = image_id
     return clicked

@@ -1,7 +1,10 @@
 """`make loadtest`: concurrent browser sessions clicking through the app.
 
-Starts the app on a database, opens ``--users`` browser contexts in Debian's
-chromium (one headless browser process) and lets each, for ``--seconds``,
+Starts the app on a database, opens ``--users`` tabs in Debian's headless
+chromium (each tab its own Streamlit session; the tabs share the browser's
+cache, as colleagues' browsers keep the app's scripts after a first visit;
+``--fresh-browsers``: a new browser profile per session instead, every open
+a first visit) and lets each, for ``--seconds``,
 open a random page by URL (every page of :data:`PAGES`, with random models,
 image IDs, clusters, outlier pages) or run a similar-images search by typing
 a random image ID. Every action waits until Streamlit is idle and counts as
@@ -36,6 +39,7 @@ from lib.queries import Explorer  # noqa: E402
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE_JS, TITLE, rss_mb, running_app  # noqa: E402
 
 FULL_SCALE_VEHICLES = 40671
+VIEWPORT = {"width": 1280, "height": 900}
 # URL path -> query template; {model}, {image}, {cluster}, {page} are drawn per visit.
 # A new page is one more line here.
 PAGES = {
@@ -158,17 +162,18 @@ class Runs:
             await asyncio.sleep(0.02)
 
 
-async def user(n, browser, base, cat, deadline, timeout_ms, seed, out):
+async def user(n, browser, shared, base, cat, deadline, timeout_ms, seed, out):
     """One session until ``deadline``: opens a shared link, then clicks around; one record per action.
 
     Actions: ``open PATH`` (a deep link with random parameters: a new
     document, as when a colleague opens a shared URL; the first action and
     a share :data:`LINK_SHARE` after), ``click PATH`` (the sidebar link of
     that page: in-app navigation) and the similar-images search (a random
-    image ID typed into the Similar page).
+    image ID typed into the Similar page). ``shared``: the browser context
+    to open a tab in, or None for a context of its own.
     """
     rng = random.Random(seed + n)
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx = shared or await browser.new_context(viewport=VIEWPORT)
     page = await ctx.new_page()
     runs = Runs(page)
     problems = []  # filled by the page's event handlers during an action
@@ -216,10 +221,10 @@ async def user(n, browser, base, cat, deadline, timeout_ms, seed, out):
             problems.append("state: " + await page_state(page))
             opened = False  # start again from a fresh document
         out.append({"user": n, "action": action, "url": page.url, "seconds": seconds, "errors": list(problems)})
-    await ctx.close()
+    await (page if shared else ctx).close()
 
 
-async def drive(base, cat, users, seconds, timeout_ms, seed, browser_cpu):
+async def drive(base, cat, users, seconds, timeout_ms, seed, browser_cpu, fresh_browsers=False):
     """Warm the server, then run the sessions; ``browser_cpu['seconds']``: CPU the browser used meanwhile."""
     from playwright.async_api import async_playwright
 
@@ -227,7 +232,8 @@ async def drive(base, cat, users, seconds, timeout_ms, seed, browser_cpu):
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         # warm the server once (imports, first reads), as a deploy would be before users arrive
-        warm = await browser.new_page()
+        shared = None if fresh_browsers else await browser.new_context(viewport=VIEWPORT)
+        warm = await (shared or browser).new_page()
         for path in PAGES:
             await warm.goto(cat.url(base, path, random.Random(seed)), wait_until="commit", timeout=300000)
             await settle(warm, 300000)
@@ -238,7 +244,8 @@ async def drive(base, cat, users, seconds, timeout_ms, seed, browser_cpu):
         sampler = asyncio.create_task(sample_cpu(base.pid, seen))
         await asyncio.sleep(0.2)
         start = dict(seen)
-        await asyncio.gather(*(user(n, browser, base, cat, deadline, timeout_ms, seed, out) for n in range(users)))
+        await asyncio.gather(*(user(n, browser, shared, base, cat, deadline, timeout_ms, seed, out)
+                               for n in range(users)))
         sampler.cancel()
         browser_cpu["seconds"] = sum(seen.values()) - sum(start.values())
         browser_cpu["wall"] = time.monotonic() - t0
@@ -313,14 +320,14 @@ def markdown(res):
     return "\n".join(L)
 
 
-def run(db, users=20, seconds=120, timeout_s=90, seed=0):
+def run(db, users=20, seconds=120, timeout_s=90, seed=0, fresh_browsers=False):
     """Start the app on ``db``, drive ``users`` sessions for ``seconds``; return the summary dict."""
     cat = Catalogue(db)
     load_before = os.getloadavg()[0]
     with running_app(db, timeout=300) as base:
         log(f"app up at {base} (pid {base.pid}); {users} users for {seconds} s on {cat.n_images:,} images")
         browser_cpu = {}
-        records = asyncio.run(drive(base, cat, users, seconds, timeout_s * 1000, seed, browser_cpu))
+        records = asyncio.run(drive(base, cat, users, seconds, timeout_s * 1000, seed, browser_cpu, fresh_browsers))
         rss = rss_mb(base.pid)
         app_cpu = cpu_seconds([base.pid]) - browser_cpu["app_cpu0"]
     res = summarise(records, users, seconds, rss)
@@ -329,6 +336,7 @@ def run(db, users=20, seconds=120, timeout_s=90, seed=0):
     res["browser_cpu_s"] = browser_cpu.get("seconds")
     res["cores"], res["loadavg_before"], res["loadavg_after"] = os.cpu_count(), load_before, os.getloadavg()[0]
     res["rows"] = cat.n_images
+    res["browsers"] = "a new browser profile per session" if fresh_browsers else "tabs of one browser"
     res["db"] = Path(str(store.resolve(db))).name
     return res
 
@@ -340,11 +348,13 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--timeout", type=float, default=90, help="seconds before an action counts as timed out")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fresh-browsers", action="store_true",
+                    help="a new browser profile (empty cache) per session instead of tabs of one browser")
     ap.add_argument("--out", help="write the figures as JSON here")
     ap.add_argument("--doc", help="rewrite the <!-- load --> section of this Markdown file (docs/RELIABILITY.md)")
     args = ap.parse_args(argv)
     db = Path(args.db) if args.db else full_scale_db()
-    res = run(db, args.users, args.seconds, args.timeout, args.seed)
+    res = run(db, args.users, args.seconds, args.timeout, args.seed, args.fresh_browsers)
     res["command"] = "python -m bench.loadtest" + "".join(" " + a for a in (sys.argv[1:] if argv is None else argv))
     res["when"] = time.strftime("%Y-%m-%d %H:%M")
     print(markdown(res))
@@ -362,14 +372,14 @@ def main(argv=None):
 
 def doc_section(res):
     """The load figures as they appear in docs/RELIABILITY.md."""
-    return (f"Made by `{res['command']}` on {res['when']}: {res['users']} concurrent browser sessions for "
-            f"{res['seconds']:.0f} s against `{res['db']}` ({res['rows']:,} images). Page time: from navigation "
-            "(or the Enter key, for the search) until the page is drawn and Streamlit is idle.\n\n"
-            + markdown(res) + f"\n\nApp resident memory at the end: **{res['app_rss_mb']:.0f} MiB**."
-            + (f" CPU over the {res['wall_s']:.0f} s of sessions, on {res['cores']} cores: the app server "
-               f"{res['app_cpu_s']:.0f} s, the browser ({res['users']} contexts) {res['browser_cpu_s']:.0f} s; "
-               f"machine load average {res['loadavg_before']:.1f} before, {res['loadavg_after']:.1f} after "
-               "(other jobs shared the machine)." if "app_cpu_s" in res else "") + "\n")
+    return (f"Made by `{res['command']}` on {res['when']}: {res['users']} concurrent sessions "
+            f"({res['browsers']}) for {res['seconds']:.0f} s against `{res['db']}` ({res['rows']:,} images). "
+            "Page time: from navigation (or the Enter key, for the search) until the page is drawn and "
+            "Streamlit is idle.\n\n"
+            + markdown(res) + f"\n\nApp resident memory at the end: **{res['app_rss_mb']:.0f} MiB**. "
+            f"CPU over the {res['wall_s']:.0f} s of sessions, on {res['cores']} cores: the app server "
+            f"{res['app_cpu_s']:.0f} s, the browser {res['browser_cpu_s']:.0f} s; machine load average "
+            f"{res['loadavg_before']:.1f} before, {res['loadavg_after']:.1f} after.\n")
 
 
 if __name__ == "__main__":

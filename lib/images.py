@@ -6,6 +6,7 @@ report counts, and the app shows :func:`placeholder` for it.
 """
 from __future__ import annotations
 
+import base64
 import io
 import os
 import warnings
@@ -84,6 +85,16 @@ def iter_thumbnails(image_root, rel_paths, size=THUMB_SIZE, n_jobs=2, batch=512)
 
 
 _PLACEHOLDER = None
+
+
+def data_uri(jpeg):
+    """A ``data:`` URL of JPEG bytes, so that a page carries its pictures itself.
+
+    Streamlit serves bytes given to ``st.image`` as media files and drops them
+    when the session's next run ends; a browser still fetching the previous
+    page's pictures then gets 404s. An inline picture has nothing to fetch.
+    """
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def placeholder(size=THUMB_SIZE):

@@ -55,7 +55,7 @@ st.subheader("One image under every model")
 image_id = ui.pick_image(ex, "; the URL carries it")
 info = ex.image(image_id)
 q, rest = st.columns([1, 5])
-q.image(ex.thumbnails([image_id])[image_id], caption=f"query #{image_id}", width="stretch")
+ui.picture(ex.thumbnails([image_id])[image_id], f"query #{image_id}", where=q)
 rest.markdown(f"Vehicle `{info['vehicle_id']}`. Each row: the 6 nearest under that model; "
               "★ marks a photo of the same vehicle.")
 for model in order:

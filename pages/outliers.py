@@ -117,8 +117,7 @@ for n, r in enumerate(df.itertuples()):
     # the stored verdict wins on every run: another session's save shows up here too
     state[f"verdict-{i}"], state[f"note-{i}"] = verdict, note
     with cols[n % COLUMNS]:
-        st.image(thumbs[i], caption=f"#{r.rank} · id {i} · {r.score:.3f}", width="stretch",
-                 link=ui.similar_link(link_model, i))
+        ui.picture(thumbs[i], f"#{r.rank} · id {i} · {r.score:.3f}", ui.similar_link(link_model, i))
         reason = why.get(i) or (r.flagged_by.replace(",", ", ") if r.flagged_by else "")
         st.caption(f"why: {reason}" if reason else "not in any top 1%")
         st.segmented_control("Verdict", reviews.VERDICTS, key=f"verdict-{i}", on_change=save, args=(r.path, i),

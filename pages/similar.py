@@ -13,7 +13,7 @@ k = st.slider("Neighbours", 4, 20, 12, step=4)
 info = ex.image(image_id)
 q1, q2 = st.columns([1, 3])
 with q1:
-    st.image(ex.thumbnails([image_id])[image_id], caption=f"query #{image_id}", width="stretch")
+    ui.picture(ex.thumbnails([image_id])[image_id], f"query #{image_id}")
 with q2:
     st.markdown(f"**Vehicle** `{info['vehicle_id']}` · **path** `{info['path']}` · "
                 f"**cluster** {ex.assignment(model, image_id, algo)} under {model} ({algo})")

@@ -65,6 +65,23 @@ def test_similar_page_from_the_url_and_clicking_a_neighbour(app_db):
     assert new_id != "7" and at.text_input[0].value == new_id
 
 
+def test_pictures_are_inline_so_none_can_expire(app_db):
+    # Streamlit drops media files when a session's next run ends; a browser still
+    # fetching the previous page's pictures got 404s under load
+    import base64
+
+    from lib.queries import Explorer
+
+    at = run_page("similar", image="7", model="osnet")
+    urls = [i.proto.imgs[0].url for i in at.image]
+    assert len(urls) == 13 and all(u.startswith("data:image/jpeg;base64,") for u in urls)
+    ex = Explorer(app_db)
+    try:
+        assert base64.b64decode(urls[0].split(",", 1)[1]) == ex.thumbnails([7])[7]
+    finally:
+        ex.close()
+
+
 @pytest.mark.parametrize("page", ["similar", "compare"])
 def test_the_image_box_takes_one_search_after_another(app_db, page):
     # the box's default came from the URL, so each edit made it another widget and every second
