@@ -70,7 +70,7 @@ def _reviews(path):
     return reviews.Reviews(path)  # holds no connection: each call opens its own
 
 
-def url_choice(key, options, default, label=None):
+def url_choice(key, options, default, label=None, where=st):
     """The URL's value for ``key`` if it is one of ``options`` (as strings), else ``default``.
 
     A value that is not an option gets a warning naming it, never a traceback.
@@ -81,7 +81,7 @@ def url_choice(key, options, default, label=None):
         return default
     if raw in by_text:
         return by_text[raw]
-    st.warning(f"Ignored {label or key} {raw[:40]!r} from the link: not one of the choices here.")
+    where.warning(f"Ignored {label or key} {raw[:40]!r} from the link: not one of the choices here.")
     return default
 
 
@@ -209,10 +209,10 @@ def ensure_database():
 def pick_model(ex, extra=()):
     """Sidebar model picker, kept in the URL (``?model=``) so links carry it."""
     names = list(extra) + ex.model_names()
-    wanted = st.query_params.get("model")
-    index = names.index(wanted) if wanted in names else (len(extra) if ex.model_names() else 0)
-    model = st.sidebar.selectbox("Model", names, index=index, key="model_picker")
-    st.query_params["model"] = model
+    default = names[len(extra)] if ex.model_names() else names[0]
+    follow_url("model_picker", "model", lambda raw: url_choice("model", names, default, where=st.sidebar), names)
+    model = st.sidebar.selectbox("Model", names, key="model_picker")
+    to_url("model_picker", "model", model)
     return model
 
 
@@ -221,13 +221,11 @@ def pick_algorithm(ex, model):
     from lib.algorithms import LABELS
 
     names = ex.algorithms(model)
-    wanted = st.query_params.get("algo")
-    if wanted and wanted not in names:
-        st.sidebar.warning(f"No algorithm {wanted[:40]!r} for {model}; showing {names[0]}.")
-    index = names.index(wanted) if wanted in names else 0
-    algo = st.sidebar.selectbox("Clustering algorithm", names, index=index, key="algo_picker",
+    follow_url("algo_picker", "algo",
+               lambda raw: url_choice("algo", names, names[0], f"algorithm for {model}", st.sidebar), names)
+    algo = st.sidebar.selectbox("Clustering algorithm", names, key="algo_picker",
                                 format_func=lambda a: LABELS.get(a, a))
-    st.query_params["algo"] = algo
+    to_url("algo_picker", "algo", algo)
     return algo
 
 

@@ -35,9 +35,13 @@ def test_metrics_page_follows_the_model(app_db):
     assert at.title[0].value == "Metrics: vdc_color"
     assert at.sidebar.selectbox[0].value == "vdc_color"
     assert "Chosen **k =" in at.markdown[0].value
-    at.sidebar.selectbox[0].set_value("osnet").run()
-    assert at.title[0].value == "Metrics: osnet"
-    assert at.query_params["model"] == "osnet"
+    for model in ("osnet", "vdc_type", "osnet"):  # one pick after another, each one kept
+        at.sidebar.selectbox[0].set_value(model).run()
+        assert at.title[0].value == f"Metrics: {model}"
+        assert at.query_params["model"] == model
+    bad = run_page("metrics", model="nonsense")
+    assert "Ignored model 'nonsense'" in bad.sidebar.warning[0].value
+    assert bad.title[0].value == f"Metrics: {bad.sidebar.selectbox[0].value}"
 
 
 def test_clusters_page_shows_a_gallery(app_db):
@@ -376,6 +380,6 @@ def test_clusters_page_follows_the_algorithm(app_db):
     assert [m.label for m in at.metric][:3] == ["Images", "Colour", "Vehicles"]
     at = run_page("clusters", model="vdc_type", algo="nonsense")
     no_errors(at)
-    assert "No algorithm 'nonsense'" in at.sidebar.warning[0].value
+    assert "Ignored algorithm for vdc_type 'nonsense'" in at.sidebar.warning[0].value
     assert at.sidebar.selectbox[1].value == "kmeans"
     assert labels  # hdbscan had clusters to list
