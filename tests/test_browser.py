@@ -68,6 +68,13 @@ def test_shared_similar_link_opened_first(browser_page):
     page.wait_for_function("() => !location.search.includes('image=42')")
     wait_rendered(page)
     assert loaded_images(page) == 13
+    box = page.get_by_role("textbox", name="Image ID")
+    for wanted in (7, 8, 9):  # one typed search after another, each shows its own query
+        box.fill(str(wanted))
+        box.press("Enter")
+        page.get_by_text(f"query #{wanted}", exact=True).wait_for(timeout=30000)
+        wait_rendered(page)
+        assert f"image={wanted}" in page.url and box.input_value() == str(wanted)
     assert not errors
 
 
