@@ -283,7 +283,7 @@ def report(res):
              f"{exact_all:.0f} s for all rows | {exact_all / p['ours_knn_s']:.0f}× |")
     L.append(f"| one similar-images lookup | {p['similar_p50_ms']:.1f} ms (p50, stored table in DuckDB) | "
              f"exact search for one query: {1000 / p['exact_qps']:.1f} ms batched, without the page's joins | — |")
-    ours_gib = (res["load_peak_mb"] + map_worker_peak_mb(res["stages"])) / 1024
+    ours_gib = (res["load_peak_mb"] + worker) / 1024
     L.append(f"| hierarchical clustering memory | {ours_gib:.1f} GiB for the whole load | "
              f"full-matrix Agglomerative: n(n−1)/2 float64 = **{p['agglomerative_gib']:.0f} GiB** | "
              f"{p['agglomerative_gib'] / ours_gib:.0f}× |")

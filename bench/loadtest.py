@@ -138,6 +138,7 @@ class Runs:
     def __init__(self, page):
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+        self.page = page
         self.done = 0
         self._msg = ForwardMsg
         page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
@@ -150,10 +151,10 @@ class Runs:
         if msg.WhichOneof("type") == "script_finished" and msg.script_finished != self._msg.FINISHED_EARLY_FOR_RERUN:
             self.done += 1
 
-    async def after(self, page, trigger, timeout_ms):
+    async def after(self, trigger, timeout_ms):
         """Do ``trigger`` (a click, a key) and wait until the rerun it causes has finished."""
         before = self.done
-        await page.evaluate("() => { window.__idleSince = null; }")  # settle() times idleness from here on
+        await self.page.evaluate("() => { window.__idleSince = null; }")  # settle() times idleness from here on
         await trigger()
         deadline = time.monotonic() + timeout_ms / 1000
         while self.done == before:
@@ -198,17 +199,17 @@ async def user(n, browser, shared, base, cat, deadline, timeout_ms, seed, out):
                 opened = True
             elif kind == "click":
                 link = page.locator(f'[data-testid="stSidebarNavLink"][href$="{path}"]').first
-                await runs.after(page, link.click, timeout_ms)
+                await runs.after(link.click, timeout_ms)
             else:
                 if not page.url.split("?")[0].endswith("/similar"):
                     link = page.locator('[data-testid="stSidebarNavLink"][href$="/similar"]').first
-                    await runs.after(page, link.click, timeout_ms)
+                    await runs.after(link.click, timeout_ms)
                     await settle(page, timeout_ms)
                 wanted = rng.randrange(cat.n_images)
                 box = page.get_by_role("textbox", name="Image ID")
                 await box.fill(str(wanted))
                 t0 = time.monotonic()  # time the search itself, not the way to the page
-                await runs.after(page, lambda: box.press("Enter"), timeout_ms)
+                await runs.after(lambda: box.press("Enter"), timeout_ms)
                 await page.get_by_text(f"query #{wanted}", exact=True).wait_for(timeout=timeout_ms)
             slack = await settle(page, timeout_ms)
             seconds = time.monotonic() - t0 - slack

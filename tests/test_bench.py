@@ -9,8 +9,8 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     res = main(["--vehicles", "40", "--work", str(tmp_path / "work"), "--out", str(out), "--sample-peers",
                 "--app-rounds", "2", "--loader-args=--k-max 6 --map-iters 60"])
     text = out.read_text()
-    for section in ("## Loader", "## Peers", "## App", "| page | median s | slowest s |", "scikit-learn TSNE", "extrapolated", "recall@10",
-                    "## Clustering algorithms", "| hdbscan |", "Ranking ("):
+    for section in ("## Loader", "## Peers", "## App", "| page | median s | slowest s |", "scikit-learn TSNE",
+                    "extrapolated", "recall@10", "## Clustering algorithms", "| hdbscan |", "Ranking ("):
         assert section in text
     assert res["rows"] > 300 and res["load_peak_mb"] > 50
     app = res["app"]
