@@ -34,15 +34,18 @@ def _combinations(given):
 
 
 def _load(args):
-    from . import algorithms
+    from . import algorithms, krange
     from .pipeline import LoadConfig, load
     from .progress import TerminalProgress
 
+    # the k range first: alone, then against the number of images (only the CSV is read for it)
+    krange.check_range(args.k_min, args.k_max)
+    ks = krange.check_range(args.k_min, args.k_max, krange.count_rows(args.dir))
     try:
         algos = algorithms.parse(args.algorithms)
     except ValueError as e:
         raise InputError("--algorithms", str(e)) from None
-    cfg = LoadConfig(ks=tuple(range(args.k_min, args.k_max + 1)), n_neighbors=args.neighbors,
+    cfg = LoadConfig(ks=ks, n_neighbors=args.neighbors,
                      random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs,
                      combinations=_combinations(args.combine), algorithms=algos,
                      map_worker={"auto": None, "on": True, "off": False}[args.map_worker])

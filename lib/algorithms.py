@@ -167,13 +167,16 @@ def _choose(sweep):
 
 
 def coarse(ks):
-    """The k values a fit-per-k sweep visits: every k up to 10, then multiples of 5.
+    """The k values a fit-per-k sweep visits: every k up to 10, then multiples of 5,
+    and always both ends of the requested range (so no range is thinned to nothing).
 
     Algorithms that refit for every k (MiniBatchKMeans, Gaussian mixture)
     take half the fits; the choice of k barely moves between neighbouring
     large k.
     """
-    return [k for k in ks if k <= 10 or k % 5 == 0]
+    ks = list(ks)
+    ends = {min(ks), max(ks)} if ks else set()
+    return [k for k in ks if k <= 10 or k % 5 == 0 or k in ends]
 
 
 def _minibatch(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
