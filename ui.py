@@ -57,7 +57,14 @@ def explorer():
         st.error(f"No database at `{DB_PATH}`. Build one with `python -m lib load DATA --db {DB_PATH}` "
                  "or start the app with `make run`, which builds the demo.")
         st.stop()
-    return _explorer(str(real))
+    ex = _explorer(str(real))
+    if ex.schema_version != store.SCHEMA_VERSION:
+        st.error(f"This database was built by {'an older' if ex.schema_version < store.SCHEMA_VERSION else 'a newer'} "
+                 f"version of the loader (schema {ex.schema_version}; this app reads schema "
+                 f"{store.SCHEMA_VERSION}). Rebuild it: `python -m lib load DATA --db {DB_PATH}` "
+                 "(your verdicts and cluster names are kept apart and survive the rebuild).")
+        st.stop()
+    return ex
 
 
 def review_store():

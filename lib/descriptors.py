@@ -213,7 +213,8 @@ def validate(arr, path, n_rows=None):
     returned as is: no second copy of a multi-GB matrix. Non-finite values
     (NaN, inf) are replaced by the column's mean over finite values (in place
     if writable, else in a copy), so that the row keeps its place in every
-    model; the number of rows touched is returned for the load report.
+    model's geometry; which rows were touched is returned, so that the load
+    flags them (as outliers with that cause) instead of hiding them.
 
     Parameters
     ----------
@@ -226,19 +227,18 @@ def validate(arr, path, n_rows=None):
     Returns
     -------
     X : numpy.ndarray of float32, shape (n, d)
-    nonfinite_rows : int
+    nonfinite : numpy.ndarray of bool, shape (n,)
+        Rows that held NaN or inf.
     """
     check(arr, path, n_rows)
     n, d = arr.shape
     X = np.ascontiguousarray(arr, dtype=np.float32)
     del arr
-    bad_rows = 0
+    nonfinite = np.zeros(n, dtype=bool)
     # chunked so a 4 GB matrix never gets a same-size boolean twin
     for start in range(0, n, 65536):
-        block = X[start:start + 65536]
-        finite = np.isfinite(block)
-        if not finite.all():
-            bad_rows += int((~finite.all(axis=1)).sum())
+        nonfinite[start:start + 65536] = ~np.isfinite(X[start:start + 65536]).all(axis=1)
+    bad_rows = int(nonfinite.sum())
     if bad_rows:
         if bad_rows == n:
             raise InputError(path, "has no row without NaN or inf")
@@ -255,7 +255,7 @@ def validate(arr, path, n_rows=None):
         for start in range(0, n, 65536):
             block = X[start:start + 65536]
             np.copyto(block, np.broadcast_to(col_mean, block.shape), where=~np.isfinite(block))
-    return X, bad_rows
+    return X, nonfinite
 
 
 def check(arr, path, n_rows=None):

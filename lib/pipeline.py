@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (algorithms, cluster, combine, descriptors, embed, evidence, images, neighbors, outliers,
+from . import (algorithms, cluster, combine, descriptors, duplicates, embed, evidence, images, neighbors, outliers,
                projection, reduce, store)
 from .progress import Progress
 
@@ -94,31 +94,44 @@ def load(data_dir, db_path, config=None, progress=None):
 
     report = {"images": n, "models": {}}
     results = {}
-    needed = {p for c in combos for p in combine.parts(c)}
     background = cfg.map_worker if cfg.map_worker is not None else n >= MAP_WORKER_ROWS
     with store.Writer(db_path) as db, (embed.MapWorker() if background else nullcontext()) as maps:
-        reduced = {}
+        # every model's reduced vectors stay: near-duplicates and combinations need them all
+        reduced, broken = {}, {}
         for model, path in files.items():
-            Z, info = _read_and_reduce(db, model, path, n, cfg, prog)
-            results[model] = _model_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps)
-            if model in needed:
-                reduced[model] = Z  # combinations reuse the reduced blocks
-            del Z
+            reduced[model], broken[model], info = _read_and_reduce(db, model, path, n, cfg, prog)
+            results[model] = _structure_steps(db, model, reduced[model], info, vehicle_codes, cfg, prog, maps)
             gc.collect()
+
+        with prog.stage("near-duplicates"):
+            rep, limits = duplicates.find({m: (r.knn_idx, r.knn_dist) for m, r in results.items()},
+                                          reduced, broken)
+            db.insert("duplicate_groups", duplicates.groups_table(rep))
+        for model in files:
+            _outlier_and_evidence_steps(db, model, reduced[model], results[model], rep, limits[model],
+                                        broken[model], vehicle_codes, cfg, prog)
         for name in combos:
             Z, info = _combination(db, name, reduced)
-            results[name] = _model_steps(db, name, Z, info, vehicle_codes, cfg, prog, maps)
+            results[name] = _structure_steps(db, name, Z, info, vehicle_codes, cfg, prog, maps)
+            parts_broken = np.any([broken[p] for p in combine.parts(name)], axis=0)
+            _outlier_and_evidence_steps(db, name, Z, results[name], rep, duplicates.threshold(results[name].knn_dist),
+                                        parts_broken, vehicle_codes, cfg, prog)
             del Z
             gc.collect()
         del reduced
         for name, r in results.items():
             report["models"][name] = {k: r.info[k] for k in ("dim", "pca_dim", "chosen_k", "nonfinite_rows")}
+        report["duplicate_images"] = int((np.bincount(rep, minlength=n)[rep] >= 2).sum())
 
         with prog.stage("consensus outliers"):
             # over the models only: a combination repeats its parts' evidence
-            scores = {m: results[m].outlier_score for m in files}
-            consensus = outliers.combine(scores)
-            _insert_outliers(db, "consensus", consensus, outliers.flagged_by(scores))
+            weights = {m: results[m].info["outlier_weight"] for m in files}
+            any_broken = np.any([broken[m] for m in files], axis=0)
+            log10_p = outliers.consensus({m: results[m].outlier_z for m in files}, weights, any_broken)
+            causes = outliers.consensus_causes({m: results[m].outlier_log10_p for m in files},
+                                               {m: results[m].outlier_causes for m in files}, weights, broken)
+            _insert_outliers(db, "consensus", log10_p, rep,
+                             outliers.flagged_by({m: -results[m].outlier_log10_p for m in files}), causes)
 
         with prog.stage("cluster centres"):  # for `python -m lib assign` (issue 5)
             projection.store_centres(db)
@@ -149,16 +162,27 @@ def load(data_dir, db_path, config=None, progress=None):
 
 @dataclass
 class ModelResult:
-    """What the steps after a model's own need from it."""
+    """What the steps after a model's structure steps need from it."""
 
     info: dict
     labels: np.ndarray         # the default clustering
-    knn: np.ndarray            # the 10 nearest of every image, for the agreement between models
-    outlier_score: np.ndarray
+    centers: np.ndarray
+    knn_idx: np.ndarray        # the neighbour table (self excluded), nearest first
+    knn_dist: np.ndarray
+    outlier_z: np.ndarray = None       # calibrated model score as a normal z
+    outlier_log10_p: np.ndarray = None
+    outlier_causes: list = None
+
+    @property
+    def knn(self):
+        """The 10 nearest of every image, for the agreement between models."""
+        return self.knn_idx[:, :evidence.RECALL_K]
 
 
 def _read_and_reduce(db, model, path, n, cfg, prog):
-    """Read one descriptor file and keep its PCA-reduced vectors; the rest of the rows go."""
+    """Read one descriptor file and keep its PCA-reduced vectors; the rest of the rows go.
+
+    Returns the reduced vectors, the mask of rows that held NaN/inf, and the model's info."""
     with prog.stage("read descriptors", model=model):
         X, nonfinite = descriptors.validate(descriptors.load_array(path), path, n_rows=n)
     dim = X.shape[1]
@@ -172,8 +196,8 @@ def _read_and_reduce(db, model, path, n, cfg, prog):
                                "ratio": ratio, "cumulative": np.cumsum(ratio)})
     projection.store_pca(db, model, pca)  # new data is projected the same way by `python -m lib assign`
     info = dict(model=model, source_file=path.name, dim=dim, pca_dim=pca.n_components,
-                explained_variance=pca.explained_variance, nonfinite_rows=nonfinite)
-    return Z, info
+                explained_variance=pca.explained_variance, nonfinite_rows=int(nonfinite.sum()))
+    return Z, nonfinite, info
 
 
 def _combination(db, name, reduced):
@@ -189,9 +213,10 @@ def _combination(db, name, reduced):
     return Z, info
 
 
-def _model_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
-    """Every step a model (or a combination) goes through on its reduced vectors;
-    with a :class:`lib.embed.MapWorker`, the map is only queued on it."""
+def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
+    """A model's (or a combination's) structure: k sweep, KMeans on all rows, neighbour
+    graph, the other clustering algorithms, 2-D map. With a :class:`lib.embed.MapWorker`,
+    the map is only queued on it."""
     t_model = time.perf_counter()
     n = len(Z)
     ids = np.arange(n, dtype=np.int32)
@@ -232,23 +257,41 @@ def _model_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
         maps.submit(model, Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
                     cfg.random_state, cfg.n_jobs)
 
-    with prog.stage("outliers", model=model):
-        raw = outliers.all_scores(Z, knn_idx, knn_dist, labels, centers, vehicle_codes, cfg.random_state)
-        combined = outliers.combine(raw)
-        _insert_outliers(db, model, combined, outliers.flagged_by(raw))
-    db.insert("outlier_scores", {"model": [model] * n, "image_id": ids, **raw})
-
-    with prog.stage("evidence", model=model):
-        proof = dict(same_vehicle_recall=evidence.same_vehicle_recall(knn_idx, vehicle_codes),
-                     vehicle_consistency=evidence.vehicle_consistency(labels, vehicle_codes),
-                     stability_ari=evidence.stability(Z, k, cfg.sweep_sample, random_state=cfg.random_state))
-
     info = dict(info, chosen_k=k, inertia=inertia, map_knn_preservation=preservation, vector_table=vtable,
                 sweep_sample_rows=min(n, cfg.sweep_sample),
-                silhouette_sample_rows=min(n, cfg.sweep_sample, cfg.silhouette_sample), **scores, **proof,
+                silhouette_sample_rows=min(n, cfg.sweep_sample, cfg.silhouette_sample), **scores,
                 seconds=time.perf_counter() - t_model)
-    db.insert("models", {c: [v] for c, v in info.items()})
-    return ModelResult(info, labels, knn_idx[:, :evidence.RECALL_K].copy(), combined)
+    return ModelResult(info, labels, centers, knn_idx, knn_dist)
+
+
+def _outlier_and_evidence_steps(db, model, Z, result, rep, duplicate_threshold, nonfinite, vehicle_codes,
+                                cfg, prog):
+    """Outlier scores (near-duplicate groups counted once) and the evidence; then the model's row."""
+    t_model = time.perf_counter()
+    n = len(Z)
+    labels = result.labels
+    with prog.stage("outliers", model=model):
+        raw = outliers.all_scores(Z, result.knn_idx, result.knn_dist, labels, result.centers, vehicle_codes,
+                                  rep, cfg.random_state)
+        units = rep == np.arange(n)
+        zs = outliers.detector_z(raw, units)
+        result.outlier_z, result.outlier_log10_p = outliers.model_score(zs, nonfinite)
+        result.outlier_causes = outliers.causes(zs, nonfinite)
+        group_idx, _ = outliers.group_neighbours(result.knn_idx, result.knn_dist, rep)
+        identity = outliers.identity_recall(group_idx, vehicle_codes)
+        weight = outliers.trust(identity, outliers.chance_recall(vehicle_codes))
+        _insert_outliers(db, model, result.outlier_log10_p, rep, outliers.flagged_by(raw), result.outlier_causes)
+    db.insert("outlier_scores", {"model": [model] * n, "image_id": np.arange(n, dtype=np.int32), **raw})
+
+    with prog.stage("evidence", model=model):
+        proof = dict(same_vehicle_recall=evidence.same_vehicle_recall(result.knn_idx, vehicle_codes),
+                     vehicle_consistency=evidence.vehicle_consistency(labels, vehicle_codes),
+                     stability_ari=evidence.stability(Z, result.info["chosen_k"], cfg.sweep_sample,
+                                                      random_state=cfg.random_state))
+    result.info = dict(result.info, **proof, identity_recall=identity, outlier_weight=weight,
+                       duplicate_threshold=duplicate_threshold,
+                       seconds=result.info["seconds"] + time.perf_counter() - t_model)
+    db.insert("models", {c: [v] for c, v in result.info.items()})
 
 
 def _insert_map(db, model, Y):
@@ -321,13 +364,18 @@ def _rank(db):
                        [place[model], reasons[model], model])
 
 
-def _insert_outliers(db, model, score, flagged):
-    n = len(score)
-    order = np.argsort(-score, kind="stable")
-    rank = np.empty(n, dtype=np.int32)
-    rank[order] = np.arange(1, n + 1, dtype=np.int32)
+def _insert_outliers(db, model, log10_p, rep, flagged, causes):
+    """One ranking: a near-duplicate group is one image, ranked once; its frames share the rank and score."""
+    n = len(log10_p)
+    log10_p = log10_p[rep]  # the group's representative speaks for it
+    units = np.flatnonzero(rep == np.arange(n))
+    order = units[np.argsort(log10_p[units], kind="stable")]
+    unit_rank = np.empty(n, dtype=np.int32)
+    unit_rank[order] = np.arange(1, len(order) + 1, dtype=np.int32)
     db.insert("outliers", {"model": [model] * n, "image_id": np.arange(n, dtype=np.int32),
-                           "score": score.astype(np.float32), "rank": rank, "flagged_by": flagged})
+                           "score": (-log10_p).astype(np.float32), "rank": unit_rank[rep],
+                           "one_in": outliers.one_in(log10_p), "flagged_by": [flagged[r] for r in rep],
+                           "cause": [causes[r] for r in rep]})
 
 
 def _store_thumbnails(db, data_dir, image_list, cfg, advance):

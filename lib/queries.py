@@ -46,6 +46,9 @@ class Explorer:
         self.db_path = str(db_path)
         self.build_path = str(store.resolve(db_path) or db_path)
         self.con = store.connect(db_path)
+        self.schema_version = int(self.scalar("SELECT max(value) FROM meta WHERE key = 'schema_version'") or 1)
+        if self.schema_version != store.SCHEMA_VERSION:
+            return  # an older build: the app says so (ui.explorer) and reads nothing else
         self._models = self.df("SELECT * FROM models ORDER BY model")
         self.n_images = self.scalar("SELECT count(*) FROM images")
 

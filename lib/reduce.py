@@ -15,6 +15,7 @@ import numpy as np
 VARIANCE_TARGET = 0.90
 MAX_COMPONENTS = 64
 MIN_COMPONENTS = 2
+FLOOR_MIN_VARIANCE = 0.75  # the noise floor cuts only where it keeps this share of the variance
 CHUNK_ROWS = 32768
 
 
@@ -53,7 +54,8 @@ def noise_floor_components(eigenvalues, n_rows):
 def choose_components(ratio, target=VARIANCE_TARGET, max_components=MAX_COMPONENTS,
                       min_components=MIN_COMPONENTS, noise_floor=None):
     """The fewest components whose cumulative explained variance reaches
-    ``target``, but no more than clear the noise floor (if given), clipped to
+    ``target``, but no more than clear the noise floor (if given, and if those
+    keep :data:`FLOOR_MIN_VARIANCE` of the variance), clipped to
     ``[min_components, max_components]``.
 
     The cap keeps the neighbour search and clustering fast; the curve is
@@ -61,7 +63,10 @@ def choose_components(ratio, target=VARIANCE_TARGET, max_components=MAX_COMPONEN
     """
     cum = np.cumsum(ratio)
     n = int(np.searchsorted(cum, target - 1e-12) + 1)
-    if noise_floor is not None:
+    # the floor assumes a low-rank signal in white noise; where it would drop over a quarter of the
+    # variance the spectrum is flat (a high-rank signal such as re-ID identity, or pure noise),
+    # and cutting there threw away what tells two cars apart
+    if noise_floor is not None and noise_floor > 0 and cum[min(noise_floor, len(cum)) - 1] >= FLOOR_MIN_VARIANCE:
         n = min(n, noise_floor)
     return int(np.clip(n, min_components, min(max_components, len(ratio))))
 

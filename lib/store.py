@@ -18,6 +18,8 @@ import pyarrow as pa
 
 from .descriptors import model_key
 
+# bumped whenever a table or column changes meaning; the app refuses an older build and says how to rebuild
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE meta(key VARCHAR, value VARCHAR);
 CREATE TABLE images(
@@ -31,7 +33,8 @@ CREATE TABLE models(
     nonfinite_rows BIGINT, map_knn_preservation DOUBLE, vector_table VARCHAR,
     sweep_sample_rows INTEGER, silhouette_sample_rows INTEGER, seconds DOUBLE,
     parts VARCHAR, same_vehicle_recall DOUBLE, vehicle_consistency DOUBLE, stability_ari DOUBLE,
-    rank INTEGER, rank_reason VARCHAR);
+    rank INTEGER, rank_reason VARCHAR, identity_recall DOUBLE, outlier_weight DOUBLE,
+    duplicate_threshold DOUBLE);
 CREATE TABLE combination_parts(model VARCHAR, part VARCHAR, position INTEGER, weight DOUBLE);
 CREATE TABLE algorithm_runs(
     model VARCHAR, algorithm VARCHAR, k INTEGER, n_clusters INTEGER, params VARCHAR, seconds DOUBLE,
@@ -56,7 +59,9 @@ CREATE TABLE clusters(model VARCHAR, cluster INTEGER, size BIGINT, color_name VA
 CREATE TABLE assignments(model VARCHAR, image_id INTEGER, cluster INTEGER, center_distance FLOAT);
 CREATE TABLE map(model VARCHAR, image_id INTEGER, x FLOAT, y FLOAT);
 CREATE TABLE neighbors(model VARCHAR, image_id INTEGER, rank SMALLINT, neighbor_id INTEGER, distance FLOAT);
-CREATE TABLE outliers(model VARCHAR, image_id INTEGER, score FLOAT, rank INTEGER, flagged_by VARCHAR);
+CREATE TABLE outliers(
+    model VARCHAR, image_id INTEGER, score FLOAT, rank INTEGER, one_in DOUBLE, flagged_by VARCHAR, cause VARCHAR);
+CREATE TABLE duplicate_groups(group_id INTEGER, image_id INTEGER, is_representative BOOLEAN, size INTEGER);
 CREATE TABLE outlier_scores(
     model VARCHAR, image_id INTEGER, knn FLOAT, lof FLOAT, centroid FLOAT,
     iforest FLOAT, vehicle FLOAT);
@@ -116,6 +121,7 @@ class Writer:
         self.con = duckdb.connect(str(self.build_path))
         self.con.execute("SET preserve_insertion_order = true")
         self.con.execute(SCHEMA)
+        self.set_meta(schema_version=SCHEMA_VERSION)
 
     def insert(self, table, columns):
         """Append rows given as ``{column: array or list}``, in table column order."""
