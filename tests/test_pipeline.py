@@ -167,23 +167,37 @@ def test_missing_and_corrupt_images_get_a_status(tmp_path):
     ex.close()
 
 
+def read_stderr_until(proc, marker, timeout=120):
+    """Read a process's stderr until ``marker`` shows; fails at the deadline or if the process ends first."""
+    import select
+    import time
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {marker!r} within {timeout} s: " + seen.decode(errors="replace")[-2000:]
+        if select.select([proc.stderr], [], [], left)[0]:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, f"the process ended before {marker!r}: " + seen.decode(errors="replace")[-2000:]
+            seen += chunk
+    return seen
+
+
 def test_killed_load_leaves_the_previous_database_serving(tmp_path):
     import signal
-    import time
 
     data = make_tiny(tmp_path / "data")
     db = tmp_path / "v.duckdb"
     pipeline.load(data, db, TINY_CONFIG)
     before = store.resolve(db)
     proc = subprocess.Popen([sys.executable, "-m", "lib", "load", str(data), "--db", str(db), "--k-max", "5"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not list(store.builds_dir(db).glob("*.partial")) and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # well inside the per-model stages
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    read_stderr_until(proc, b": k sweep")  # inside the per-model stages: the new build is being written
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert list(store.builds_dir(db).glob("*.partial")), "the load finished before it could be killed"
+    proc.stderr.close()
+    assert list(store.builds_dir(db).glob("*.partial")), "the load left no partial build: killed too late?"
     assert store.resolve(db) == before
     ex = Explorer(db)
     assert ex.n_images == 300 and len(ex.similar("alpha", 0, 5)) == 5
@@ -269,16 +283,14 @@ def test_the_map_worker_exits_with_a_killed_loader(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "lib", "load", str(data), "--db", str(tmp_path / "v.duckdb"),
                              "--k-max", "5", "--map-worker", "on", "--map-iters", "100000"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    seen = b""
-    while b"alpha: outliers" not in seen:  # the first map was queued before this stage
-        chunk = os.read(proc.stderr.fileno(), 4096)
-        assert chunk, seen.decode(errors="replace")[-2000:]
-        seen += chunk
-    time.sleep(1.0)
-    children = _running_children(proc.pid)
+    read_stderr_until(proc, b"alpha: outliers")  # the first map was queued before this stage
+    deadline = time.monotonic() + 60
+    while not (children := _running_children(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling for the worker the loader starts
     assert children, "the loader started no map worker"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    proc.stderr.close()
 
     def alive():
         return [c for c in children if _parent_if_running(c) is not None]
