@@ -20,8 +20,9 @@ def ex(demo_db):
     e.close()
 
 
-def test_every_algorithm_ran_on_every_model_and_row(ex):
+def test_every_algorithm_ran_on_every_model_and_row(ex, demo_db):
     n = ex.n_images
+    load_seconds = demo_db[1]["seconds"]
     runs = ex.algorithm_runs()
     models = ex.model_names()
     assert len(models) == 6
@@ -35,10 +36,13 @@ def test_every_algorithm_ran_on_every_model_and_row(ex):
         assert got[2] == pytest.approx(r.noise_share)
         if r.algorithm != "hdbscan":
             assert r.noise_share == 0 and r.k == r.n_clusters
-        assert r.seconds >= 0 and -1 <= r.silhouette <= 1 and r.davies_bouldin > 0
+        assert 0 < r.seconds < load_seconds  # the run's own time, a part of the load's
+        assert -1 <= r.silhouette <= 1 and r.davies_bouldin > 0
         sizes = ex.clusters(r.model, r.algorithm)
         assert sizes["size"].sum() == n and sizes["color_name"].notna().all()
         assert len(ex.algorithm_sweep(r.model, r.algorithm)) >= 3
+    # every model's runs took part of the load's time, not more than all of it
+    assert (runs.groupby("model")["seconds"].sum() < load_seconds).all()
     default = runs[runs.is_default]
     assert set(default["algorithm"]) == {"kmeans"} and len(default) == len(models)
     # the default run is the `assignments` table
