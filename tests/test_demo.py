@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib import demo  # noqa: E402
 
+from .conftest import demo_seed  # noqa: E402  (DEMO_SEED moves every seed here)
+
 PATH_RE = re.compile(
     r"^/kaggle/input/intellivision-case/raw_data/(\d{1,2})/(\d{5})/(\d{6})_c(\d{3})_(\d{5})\.jpg$"
 )
@@ -112,7 +114,7 @@ def _check_layout(d, summary):
 def small(tmp_path_factory):
     d = tmp_path_factory.mktemp("demo_small")
     calls = []
-    summary = demo.generate(d, n_vehicles=150, seed=0, progress=lambda a, b: calls.append((a, b)))
+    summary = demo.generate(d, n_vehicles=150, seed=demo_seed(0), progress=lambda a, b: calls.append((a, b)))
     return d, summary, calls
 
 
@@ -201,9 +203,9 @@ def test_write_pickle_matches_pickle_dump(tmp_path, arr):
 
 
 def test_deterministic(tmp_path):
-    a = demo.generate(tmp_path / "a", n_vehicles=30, seed=7)
-    b = demo.generate(tmp_path / "b", n_vehicles=30, seed=7)
-    c = demo.generate(tmp_path / "c", n_vehicles=30, seed=8)
+    a = demo.generate(tmp_path / "a", n_vehicles=30, seed=demo_seed(7))
+    b = demo.generate(tmp_path / "b", n_vehicles=30, seed=demo_seed(7))
+    c = demo.generate(tmp_path / "c", n_vehicles=30, seed=demo_seed(8))
     for name in demo.MODEL_DIMS:
         pa, pb, pc = (Path(x["paths"]["descriptors"][name]) for x in (a, b, c))
         assert pa.read_bytes() == pb.read_bytes()
@@ -219,9 +221,9 @@ def test_deterministic(tmp_path):
 
 def test_regenerate_in_place(tmp_path):
     # Writing over an earlier (pooled, hard-linked) run must not corrupt files.
-    demo.generate(tmp_path / "x", n_vehicles=30, seed=1, pool=True)
-    s = demo.generate(tmp_path / "x", n_vehicles=30, seed=1, pool=False)
-    demo.generate(tmp_path / "y", n_vehicles=30, seed=1, pool=False)
+    demo.generate(tmp_path / "x", n_vehicles=30, seed=demo_seed(1), pool=True)
+    s = demo.generate(tmp_path / "x", n_vehicles=30, seed=demo_seed(1), pool=False)
+    demo.generate(tmp_path / "y", n_vehicles=30, seed=demo_seed(1), pool=False)
     _, paths = _read_paths(tmp_path / "x")
     assert len(paths) == s["n_images"]
     for p in paths:
@@ -345,7 +347,7 @@ def test_outlier_pictures_look_like_their_kind(small):
 
 def test_pool_mode(tmp_path):
     d = tmp_path / "pooled"
-    summary = demo.generate(d, n_vehicles=300, seed=2, pool=True)
+    summary = demo.generate(d, n_vehicles=300, seed=demo_seed(2), pool=True)
     truth = _check_layout(d, summary)
     assert summary["pooled"]
     assert summary["n_pictures_rendered"] < 0.7 * summary["n_images"]
@@ -360,8 +362,8 @@ def test_pool_mode(tmp_path):
 
 
 def test_pool_descriptors_match_unpooled(tmp_path):
-    a = demo.generate(tmp_path / "p", n_vehicles=25, seed=4, pool=True)
-    b = demo.generate(tmp_path / "q", n_vehicles=25, seed=4, pool=False)
+    a = demo.generate(tmp_path / "p", n_vehicles=25, seed=demo_seed(4), pool=True)
+    b = demo.generate(tmp_path / "q", n_vehicles=25, seed=demo_seed(4), pool=False)
     for name in demo.MODEL_DIMS:
         assert Path(a["paths"]["descriptors"][name]).read_bytes() == \
             Path(b["paths"]["descriptors"][name]).read_bytes()
