@@ -205,8 +205,15 @@ def algorithm_section(res):
     L.append("| **total** | " + " | ".join(f"**{totals[a]:.0f} s**" for a in algos) + " |")
     ranks = res.get("ranks")
     if ranks:
-        L.append("\nRanking (`models.rank`, rule in the README): "
-                 + ", ".join(f"{r['rank']}. {r['model']}" for r in ranks) + ".\n")
+        if "rank_groups" in ranks[0]:
+            L.append("\nRecommendations (rules in the README, 'Ranking'): most interpretable groups "
+                     "(`models.rank_groups`): " + ", ".join(f"{r['rank_groups']}. {r['model']}" for r in ranks)
+                     + "; finding the same vehicle (`models.rank_neighbours`): "
+                     + ", ".join(f"{r['rank_neighbours']}. {r['model']}"
+                                 for r in sorted(ranks, key=lambda r: r["rank_neighbours"])) + ".\n")
+        else:  # a part measured before the two recommendations
+            L.append("\nRanking (`models.rank`, rule in the README then): "
+                     + ", ".join(f"{r['rank']}. {r['model']}" for r in ranks) + ".\n")
     return L
 
 
@@ -354,7 +361,7 @@ def main(argv=None):
         res["stages"] = ex.stages().replace({np.nan: None}).to_dict("records")
         res["algorithms"] = ex.algorithm_runs()[["model", "algorithm", "seconds", "n_clusters",
                                                  "noise_share"]].to_dict("records")
-        res["ranks"] = ex.compare()[["rank", "model"]].to_dict("records")
+        res["ranks"] = ex.compare()[["rank_groups", "rank_neighbours", "model"]].to_dict("records")
         ex.close()
         res["measured"]["load"] = stamp
         log(f"loaded in {res['load_wall_s']:.0f}s, peak {res['load_peak_mb']:.0f} MiB")

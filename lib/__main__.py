@@ -45,7 +45,13 @@ def _load(args):
         algos = algorithms.parse(args.algorithms)
     except ValueError as e:
         raise InputError("--algorithms", str(e)) from None
-    cfg = LoadConfig(ks=ks, n_neighbors=args.neighbors,
+    from . import metric
+
+    try:
+        metrics = metric.parse(args.metric)
+    except ValueError as e:
+        raise InputError("--metric", str(e)) from None
+    cfg = LoadConfig(ks=ks, metrics=metrics, n_neighbors=args.neighbors,
                      random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs,
                      combinations=_combinations(args.combine), algorithms=algos,
                      map_worker={"auto": None, "on": True, "off": False}[args.map_worker])
@@ -56,7 +62,11 @@ def _load(args):
     for m, info in report["models"].items():
         print(f"  {m}: {info['dim']} dims -> PCA {info['pca_dim']}, k = {info['chosen_k']}"
               + (f", {info['nonfinite_rows']} rows had NaN/inf (set to column means)" if info["nonfinite_rows"] else ""))
-    print("  ranking (1 = recommended): " + ", ".join(f"{r}. {m}" for m, r in report["ranks"].items()))
+    print("  cluster structure: " + ", ".join(f"{m} {s}" for m, s in report["structure"].items()))
+    print("  most interpretable groups (1 = recommended): "
+          + ", ".join(f"{r}. {m}" if r is not None else f"- {m}" for m, r in report["ranks"].items()))
+    print("  finding the same vehicle (1 = recommended): "
+          + ", ".join(f"{r}. {m}" for m, r in report["ranks_neighbours"].items()))
     bad = {k: v for k, v in report["image_status"].items() if k != "ok" and v}
     if bad:
         print("  images without thumbnail: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
@@ -126,6 +136,9 @@ def main(argv=None):
     p.add_argument("--db", required=True)
     p.add_argument("--name", default=None, help="batch name (default: the folder's name)")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--metric", action="append", metavar="MODEL=METRIC",
+                   help="euclidean or cosine (rows L2-normalised before the PCA) for one model (repeatable); "
+                        "default: cosine for re-ID models (osnet) and rows already of unit length, else euclidean")
     p.set_defaults(func=_assign)
 
     args = parser.parse_args(argv)

@@ -6,6 +6,10 @@ every row (-1 = noise, HDBSCAN only), the parameter it chose, its sweep and
 its run time. Ward and HDBSCAN work on the pynndescent neighbour table the
 load already builds, so neither needs the n x n distance matrix that made
 full-matrix agglomerative clustering need 646 GiB at 416k rows.
+
+A run can be degenerate (:func:`degenerate_reason`: almost all noise, one
+giant cluster, a cluster per point, fewer than two clusters); it is stored
+with the reason and never offered as a model's answer.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from . import cluster
+from .cluster import one_thread  # noqa: F401  (lives in lib.cluster: imports run algorithms -> cluster only)
 
 ALGORITHMS = ("kmeans", "minibatch", "gmm", "birch", "ward", "hdbscan")
 DEFAULT = "kmeans"  # what `assignments` holds: centre-based, so new images go to the nearest centre
@@ -30,6 +35,10 @@ WARD_LEAVES = 2000               # above, from this many KMeans groups (see ward
 HDBSCAN_SHARES = (0.002, 0.005, 0.01, 0.02, 0.05)  # min_cluster_size as a share of the rows
 HDBSCAN_MIN_SAMPLES = 10
 SWEEP_SILHOUETTE_ROWS = 2000
+# degenerate runs (see degenerate_reason)
+DEGENERATE_NOISE = 0.9      # this share of noise rows or more
+DEGENERATE_GIANT = 0.95     # one cluster holds this share of the non-noise rows or more
+DEGENERATE_PER_POINT = 0.5  # clusters >= this share of the rows: about one cluster per point
 
 
 @dataclass
@@ -49,6 +58,47 @@ class Run:
     @property
     def noise_share(self):
         return float((self.labels < 0).mean())
+
+    @property
+    def degenerate(self):
+        """Why this run is no answer (:func:`degenerate_reason`), or None if it is fine."""
+        return degenerate_reason(self.labels)
+
+
+def degenerate_reason(labels):
+    """Why a clustering is degenerate, as one line; None if it is not.
+
+    Degenerate: noise share >= :data:`DEGENERATE_NOISE` (HDBSCAN gave 100% noise
+    on osnet at full scale), fewer than two clusters, about one cluster per
+    point (clusters >= :data:`DEGENERATE_PER_POINT` of the rows), or one
+    cluster holding >= :data:`DEGENERATE_GIANT` of the non-noise rows.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, -1 = noise
+
+    Returns
+    -------
+    str or None
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if n == 0:
+        return "no rows"
+    clustered = labels[labels >= 0]
+    noise = 1 - len(clustered) / n
+    if noise >= DEGENERATE_NOISE:
+        return f"{noise:.0%} of the rows are noise (threshold {DEGENERATE_NOISE:.0%})"
+    sizes = np.unique(clustered, return_counts=True)[1]
+    if len(sizes) < 2:
+        return f"{len(sizes)} cluster{'' if len(sizes) == 1 else 's'}: nothing is separated"
+    if len(sizes) >= DEGENERATE_PER_POINT * n:
+        return f"{len(sizes):,} clusters for {n:,} rows: about one cluster per point"
+    giant = sizes.max() / len(clustered)
+    if giant >= DEGENERATE_GIANT:
+        return (f"one cluster holds {giant:.1%} of the clustered rows (threshold {DEGENERATE_GIANT:.0%}): "
+                "the rest are crumbs")
+    return None
 
 
 def parse(spec):
@@ -102,7 +152,7 @@ def connect(G, points):
 
 # the algorithms
 
-def run(algorithm, Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, random_state=0,
+def run(algorithm, Z, knn_idx, knn_dist, ks, reference, sweep_idx, sil_idx, random_state=0,
         kmeans_result=None):
     """Fit one algorithm on all rows, after sweeping its parameter.
 
@@ -114,17 +164,17 @@ def run(algorithm, Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, random
         The neighbour table (self excluded).
     ks : sequence of int
         The k values to sweep.
-    null_ch : dict
-        ``{k: Calinski–Harabasz of KMeans on a structureless reference}``
-        from the KMeans sweep, so every algorithm's k is chosen by the same
-        vote (:func:`lib.cluster.choose_k`).
+    reference : lib.cluster.GapReference
+        The structureless reference of the KMeans sweep (:func:`lib.cluster.choose`),
+        so every algorithm's k is chosen by the same gap rule against the same
+        draws (:func:`lib.cluster.choose_k`); only the k it holds can be chosen.
     sweep_idx, sil_idx : numpy.ndarray
         Rows of the sweep sample, and rows of that sample for silhouette
         (the sweep scores silhouette on at most :data:`SWEEP_SILHOUETTE_ROWS`
         of them: it is the dearest score, computed once per k).
     random_state : int
     kmeans_result : tuple, optional
-        ``(labels, k, k sweep, seconds)`` of the KMeans the load already ran; reused.
+        ``(labels, k, k sweep rows, seconds)`` of the KMeans the load already ran; reused.
 
     Returns
     -------
@@ -133,35 +183,28 @@ def run(algorithm, Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, random
     t = time.perf_counter()
     if algorithm == "kmeans":
         labels, k, k_sweep, seconds = kmeans_result
-        sweep = [dict(r, value=r["k"], n_clusters=r["k"], noise_share=0.0, sample_rows=len(sweep_idx)) for r in k_sweep]
+        sweep = [dict(r, value=r["k"], n_clusters=r["k"], noise_share=0.0, sample_rows=len(sweep_idx))
+                 for r in k_sweep]
         params = {"k": int(k), "n_init": cluster.RESTARTS, "restart_rows": cluster.RESTART_SAMPLE}
         return Run("kmeans", labels, params, seconds, sweep)
     fn = {"minibatch": _minibatch, "gmm": _gmm, "birch": _birch, "ward": _ward, "hdbscan": _hdbscan}[algorithm]
     sil_idx = sil_idx[cluster.sample_rows(len(sil_idx), SWEEP_SILHOUETTE_ROWS, random_state + 3)]
-    labels, params, sweep = fn(Z, knn_idx, knn_dist, list(ks), null_ch, sweep_idx, sil_idx, random_state)
+    labels, params, sweep = fn(Z, knn_idx, knn_dist, list(ks), reference, sweep_idx, sil_idx, random_state)
     return Run(algorithm, np.asarray(labels, dtype=np.int32), params, time.perf_counter() - t, sweep)
 
 
-def one_thread():
-    """Fits on a sample run single-threaded: on a shared machine, OpenMP threads of
-    small fits spin against other processes (measured 3.7 s vs 0.07 s for a
-    2,500-row MiniBatchKMeans under load)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
-
-
-def _sweep_row(value, S, L, sil_idx, null_ch=None):
+def _sweep_row(value, S, L, sil_idx, reference=None, rs=0):
     with one_thread():
         scores = cluster.label_scores(S, L, sil_idx)
     row = dict(value=int(value), n_clusters=int(len(np.unique(L[L >= 0]))), noise_share=float((L < 0).mean()),
                sample_rows=len(S), **scores)
-    if null_ch is not None and value in null_ch:
-        row["calinski_harabasz_gain"] = row["calinski_harabasz"] / null_ch[value]
+    if reference is not None:
+        row["gap"], row["gap_se"] = reference.gap_of(S, L, int(value), rs)
     return row
 
 
 def _choose(sweep):
+    """The gap rule's k over the sweep rows that made 2+ clusters (:func:`lib.cluster.choose_k`)."""
     usable = [r for r in sweep if r["n_clusters"] >= 2 and np.isfinite(r["calinski_harabasz"])]
     return cluster.choose_k([dict(r, k=r["value"]) for r in usable])
 
@@ -179,7 +222,7 @@ def coarse(ks):
     return [k for k in ks if k <= 10 or k % 5 == 0 or k in ends]
 
 
-def _minibatch(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
+def _minibatch(Z, knn_idx, knn_dist, ks, reference, sweep_idx, sil_idx, rs):
     from sklearn.cluster import MiniBatchKMeans
 
     S = Z[sweep_idx]
@@ -187,13 +230,13 @@ def _minibatch(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
     with one_thread():
         for k in coarse(ks):
             L = MiniBatchKMeans(k, batch_size=4096, n_init=1, random_state=rs).fit_predict(S)
-            sweep.append(_sweep_row(k, S, L, sil_idx, null_ch))
+            sweep.append(_sweep_row(k, S, L, sil_idx, reference, rs))
     k = _choose(sweep)
     labels = MiniBatchKMeans(k, batch_size=4096, n_init=3, random_state=rs).fit_predict(Z)
     return labels, {"k": k, "batch_size": 4096, "n_init": 3}, sweep
 
 
-def _gmm(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
+def _gmm(Z, knn_idx, knn_dist, ks, reference, sweep_idx, sil_idx, rs):
     from sklearn.mixture import GaussianMixture
 
     sub = cluster.sample_rows(len(sweep_idx), GMM_SWEEP_ROWS, rs)
@@ -204,7 +247,7 @@ def _gmm(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
         warnings.simplefilter("ignore")  # capped EM on a sample
         for k in coarse(ks):
             gm = GaussianMixture(k, covariance_type="diag", max_iter=100, random_state=rs).fit(S)
-            sweep.append(_sweep_row(k, S, gm.predict(S), sil, null_ch))
+            sweep.append(_sweep_row(k, S, gm.predict(S), sil, reference, rs))
     k = _choose(sweep)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a capped EM that did not converge still labels every row
@@ -226,7 +269,7 @@ def birch_threshold(knn_dist, n_rows, max_subclusters=BIRCH_SAMPLE_SUBCLUSTERS):
     return base * max(1.0, (n_rows / (50 * max_subclusters)) ** (1 / 8))
 
 
-def _birch(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
+def _birch(Z, knn_idx, knn_dist, ks, reference, sweep_idx, sil_idx, rs):
     from sklearn.cluster import Birch
 
     thr = birch_threshold(knn_dist, len(Z))
@@ -260,7 +303,7 @@ def _birch(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
     sweep, cuts = [], {}
     for k in [k for k in ks if k <= len(centres)]:
         cuts[k] = cut_tree(children, len(centres), k)
-        sweep.append(_sweep_row(k, S, cuts[k][nearest_sub[sweep_idx]], sil_idx, null_ch))
+        sweep.append(_sweep_row(k, S, cuts[k][nearest_sub[sweep_idx]], sil_idx, reference, rs))
     k = _choose(sweep)
     return cuts[k][nearest_sub], {"k": k, "threshold": round(thr, 4), "subclusters": int(len(centres))}, sweep
 
@@ -391,7 +434,7 @@ def ward_leaves(Z, knn_idx, knn_dist, max_leaves=WARD_LEAVES, random_state=0):
     return leaf, means, sizes, connect(G.maximum(G.T).tocsr(), means)
 
 
-def _ward(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
+def _ward(Z, knn_idx, knn_dist, ks, reference, sweep_idx, sil_idx, rs):
     leaf, means, sizes, graph = ward_leaves(Z, knn_idx, knn_dist, random_state=rs)
     children = ward_tree(means, graph, sizes)
     S = Z[sweep_idx]
@@ -399,31 +442,83 @@ def _ward(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
     sweep = []
     for k in [k for k in ks if k <= len(means)]:
         cuts[k] = cut_tree(children, len(means), k)[leaf]  # one tree, every k: the cut is on all rows
-        sweep.append(_sweep_row(k, S, cuts[k][sweep_idx], sil_idx, null_ch))
+        sweep.append(_sweep_row(k, S, cuts[k][sweep_idx], sil_idx, reference, rs))
     k = _choose(sweep)
     return cuts[k], {"k": k, "leaves": int(len(means)),
                      "connectivity": f"{knn_idx.shape[1]}-NN graph (pynndescent), symmetrised"}, sweep
 
 
-def _hdbscan(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
-    from sklearn.cluster import HDBSCAN
-    from sklearn.cluster._hdbscan._tree import tree_to_labels  # reuse one tree for the whole sweep
+def mutual_reachability_tree(graph, min_samples):
+    """The minimum spanning tree of HDBSCAN's mutual reachability on a sparse distance graph.
 
+    As scikit-learn defines it for a sparse precomputed graph: a row's core
+    distance is its ``min_samples``-th smallest stored distance, and an edge
+    weighs ``max(core_i, core_j, d_ij)``. HDBSCAN's clusters depend only on
+    this tree, so it is built once and every minimum cluster size of the sweep
+    is cut from it (:func:`hdbscan_labels`).
+
+    Parameters
+    ----------
+    graph : scipy.sparse.csr_matrix, shape (n, n)
+        Symmetric and connected (:func:`knn_graph`); every row has at least ``min_samples`` entries.
+    min_samples : int
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (n, n)
+        The tree, symmetric (n - 1 edges each way).
+    """
+    G = graph.tocsr().copy()
+    G.sort_indices()
+    n = G.shape[0]
+    lengths = np.diff(G.indptr)
+    row_of = np.repeat(np.arange(n), lengths)
+    # each row's values in increasing order, then the min_samples-th of each row
+    order = np.lexsort((G.data, row_of))
+    sorted_data = G.data[order]
+    core = np.full(n, np.inf)
+    has = lengths >= min_samples
+    core[has] = sorted_data[G.indptr[:-1][has] + min_samples - 1]
+    G.data = np.maximum(G.data, np.maximum(core[row_of], core[G.indices]))
+    tree = sp.csgraph.minimum_spanning_tree(G).tocsr()
+    return tree.maximum(tree.T).tocsr()
+
+
+def hdbscan_labels(tree, min_cluster_size):
+    """HDBSCAN's labels (-1 = noise) for one minimum cluster size, from :func:`mutual_reachability_tree`.
+
+    scikit-learn's public ``HDBSCAN`` on the tree as a precomputed sparse
+    graph with ``min_samples=1``: a row's core distance is then its shortest
+    tree edge, which never raises an edge's weight (every edge is at least as
+    long as the shortest edge at either end), so the mutual reachability of
+    the tree is the tree itself and its spanning tree is the same tree. The
+    result is HDBSCAN with the original ``min_samples`` on the original graph,
+    at the cost of a tree instead of the graph.
+    """
+    from sklearn.cluster import HDBSCAN
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn's FutureWarning about `copy`
+        return HDBSCAN(min_cluster_size=int(min_cluster_size), min_samples=1, metric="precomputed",
+                       copy=True).fit(tree).labels_.astype(np.int32)
+
+
+def _hdbscan(Z, knn_idx, knn_dist, ks, reference, sweep_idx, sil_idx, rs):
     graph = knn_graph(Z, knn_idx, knn_dist)
     n = len(Z)
     min_samples = min(HDBSCAN_MIN_SAMPLES, knn_idx.shape[1])
     sizes = [max(5, int(round(share * n))) for share in HDBSCAN_SHARES]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn's FutureWarning about `copy`
-        fitted = HDBSCAN(min_cluster_size=sizes[0], min_samples=min_samples, metric="precomputed",
-                         copy=True).fit(graph)
+    tree = mutual_reachability_tree(graph, min_samples)
+    del graph
     S = Z[sweep_idx]
     sweep, cuts = [], {}
     for share, mcs in zip(HDBSCAN_SHARES, sizes):
-        cuts[mcs] = (fitted.labels_ if mcs == sizes[0] else
-                     tree_to_labels(fitted._single_linkage_tree_, mcs, "eom", False, 0.0, None)[0])
+        if mcs in cuts:
+            continue
+        cuts[mcs] = hdbscan_labels(tree, mcs)
         row = _sweep_row(mcs, S, cuts[mcs][sweep_idx], sil_idx)
         row["share"] = share
+        row["degenerate"] = degenerate_reason(cuts[mcs])
         sweep.append(row)
     best = _choose_density(sweep)
     return cuts[best["value"]], {"min_cluster_size": best["value"], "min_cluster_share": best["share"],
@@ -432,8 +527,12 @@ def _hdbscan(Z, knn_idx, knn_dist, ks, null_ch, sweep_idx, sil_idx, rs):
 
 
 def _choose_density(sweep):
-    """The min_cluster_size with the best mean rank of silhouette (non-noise rows), DB and noise share."""
-    usable = [r for r in sweep if r["n_clusters"] >= 2] or sweep
+    """The min_cluster_size with the best mean rank of silhouette (non-noise rows), DB and noise share.
+
+    Degenerate cuts (:func:`degenerate_reason`) are chosen only when every cut is.
+    """
+    usable = ([r for r in sweep if r["n_clusters"] >= 2 and not r.get("degenerate")]
+              or [r for r in sweep if r["n_clusters"] >= 2] or sweep)
     sil = np.nan_to_num(np.array([r["silhouette"] for r in usable]), nan=-1.0)
     db = np.nan_to_num(np.array([r["davies_bouldin"] for r in usable]), nan=np.inf)
     noise = np.array([r["noise_share"] for r in usable])

@@ -1,10 +1,17 @@
-"""Evidence that a model's clusters and neighbours mean something, and the ranking.
+"""Evidence that a model's clusters and neighbours mean something, and two recommendations.
 
 The folders are free ground truth: every folder is one vehicle, photographed
 by several cameras from several angles. A descriptor that captures the
 vehicle keeps its photos together; one that captures the camera or the light
-scatters them. Together with the internal scores (silhouette, Davies–Bouldin)
-and stability over resampling, these rank the models (:func:`rank_models`).
+scatters them.
+
+Two questions get two answers (:func:`rank_neighbours`, :func:`rank_groups`):
+"which model finds the same car" is answered by same-vehicle recall of the
+neighbours alone; "which model gives groups a person can name" by the
+clusters: vehicle consistency corrected for chance, stability over
+resampled fits, separation (silhouette) and, when the pictures were there,
+agreement with the measured colour. A model without cluster structure
+(:func:`lib.cluster.verdict` = ``none``) is never recommended for groups.
 """
 from __future__ import annotations
 
@@ -12,21 +19,20 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from .algorithms import one_thread
-from .cluster import sample_rows
+from .cluster import one_thread, sample_rows
 
 RECALL_K = 10
-STABILITY_RUNS = 3
-# the ranking: each score ranks the models, the recommendation has the best mean rank.
-# Silhouette and Davies–Bouldin do not vote: a structureless Gaussian cut into
-# many cells scores well on both (measured on the demo: a pure-noise
-# descriptor got silhouette 0.33 and Davies–Bouldin 0.81, better than every
-# real model); they break ties.
-RANK_SCORES = {  # column -> True if higher is better
-    "same_vehicle_recall": True,
-    "vehicle_consistency": True,
-    "stability_ari": True,
+STABILITY_RUNS = 5     # resampled fits; the mean ARI over their 10 pairs
+STABILITY_N_INIT = 3   # KMeans starts per fit (one start made the figure mostly noise)
+CHANCE_PERMUTATIONS = 10
+# "most interpretable groups": each score ranks the models with cluster structure, the mean rank decides.
+GROUP_SCORES = {  # column -> label in the reasons
+    "consistency_kappa": "chance-corrected consistency",
+    "stability_ari": "stability",
+    "silhouette": "separation (silhouette)",
+    "color_nmi": "agreement with colour",
 }
+RECALL_DECIMALS = 3  # recalls equal to this many decimals (as shown) are a tie
 
 
 def same_vehicle_recall(knn_idx, vehicle_codes, k=RECALL_K):
@@ -62,21 +68,70 @@ def vehicle_consistency(labels, vehicle_codes):
     return float((majority[multi] / photos[multi]).mean())
 
 
-def stability(Z, k, sample_size=20000, runs=STABILITY_RUNS, random_state=0):
-    """Mean pairwise ARI of KMeans fitted on bootstrap samples with different seeds.
+def chance_corrected_consistency(labels, vehicle_codes, permutations=CHANCE_PERMUTATIONS, random_state=0):
+    """Vehicle consistency corrected for chance, kappa-style.
 
-    Each run fits on its own bootstrap sample and labels one common
-    evaluation sample; 1 = the same partition every time.
+    ``kappa = (observed - expected) / (1 - expected)``: ``observed`` is
+    :func:`vehicle_consistency`; ``expected`` is the consistency a random
+    labelling with the same cluster sizes gets, estimated by shuffling the
+    labels over the images ``permutations`` times (the mean over every
+    vehicle of every shuffle; its spread is small since thousands of vehicles
+    are averaged). Few large clusters give a high raw consistency for free
+    (one cluster of 95% of the images: about 0.95); kappa is about 0 then,
+    and 1 when every vehicle's photos share a cluster that is not the
+    result of chance.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, -1 = noise
+    vehicle_codes : numpy.ndarray of int, 0..V-1
+    permutations : int
+    random_state : int
+
+    Returns
+    -------
+    dict
+        ``observed``, ``expected``, ``kappa`` (NaN when ``expected`` is 1).
+    """
+    labels = np.asarray(labels)
+    observed = vehicle_consistency(labels, vehicle_codes)
+    rng = np.random.default_rng([int(random_state), 17])
+    expected = float(np.mean([vehicle_consistency(rng.permutation(labels), vehicle_codes)
+                              for _ in range(permutations)]))
+    kappa = (observed - expected) / (1 - expected) if expected < 1 - 1e-12 else float("nan")
+    return dict(observed=float(observed), expected=expected, kappa=float(kappa))
+
+
+def colour_agreement(labels, colour_names):
+    """NMI between the clusters and the measured colour names of the images that have one.
+
+    Returns NaN when fewer than two colours (or no image) were measured, e.g.
+    a load without pictures.
+    """
+    names = np.asarray(colour_names, dtype=object)
+    have = np.array([c is not None and c == c for c in names], dtype=bool)  # c == c: not NaN
+    if have.sum() < 2 or len(set(names[have].tolist())) < 2:
+        return float("nan")
+    return float(normalized_mutual_info_score(np.asarray(labels)[have], names[have].astype(str)))
+
+
+def stability(Z, k, sample_size=20000, runs=STABILITY_RUNS, random_state=0, n_init=STABILITY_N_INIT):
+    """Mean pairwise ARI of KMeans fitted on resamples with different seeds.
+
+    Each run fits KMeans (``n_init`` starts) on its own bootstrap sample of
+    ``min(n, sample_size)`` rows and labels one common evaluation sample;
+    the figure is the mean ARI over every pair of runs (10 pairs for 5
+    runs). 1 = the same partition every time.
     """
     rng = np.random.default_rng(random_state + 11)
     n = len(Z)
-    evaluate = Z[sample_rows(n, sample_size, random_state + 12)]
+    evaluate = np.asarray(Z[sample_rows(n, sample_size, random_state + 12)], dtype=np.float64)
     size = min(n, sample_size)
     preds = []
     with one_thread():
         for r in range(runs):
-            boot = Z[rng.integers(0, n, size)]
-            km = KMeans(n_clusters=k, n_init=1, random_state=random_state + 100 + r).fit(boot)
+            boot = np.asarray(Z[rng.integers(0, n, size)], dtype=np.float64)
+            km = KMeans(n_clusters=k, n_init=n_init, random_state=random_state + 100 + r).fit(boot)
             preds.append(km.predict(evaluate))
     pairs = [adjusted_rand_score(preds[a], preds[b]) for a in range(runs) for b in range(a + 1, runs)]
     return float(np.mean(pairs))
@@ -116,42 +171,116 @@ def agreement(labels, knn):
     return rows
 
 
-def rank_models(table):
-    """Rank models: 1 = recommended.
+def _names(models):
+    return ", ".join(models)
 
-    Every score in :data:`RANK_SCORES` ranks the models (ties share the
-    average rank, a missing score ranks last); a model's place is its mean
-    rank, ties broken by the higher silhouette.
+
+def rank_neighbours(table):
+    """"Best for finding the same vehicle": 1 = the highest same-vehicle recall@10.
+
+    Recalls equal to :data:`RECALL_DECIMALS` decimals (as the pages show
+    them) are a tie and share the rank; a missing recall ranks last.
 
     Parameters
     ----------
-    table : pandas.DataFrame with a ``model`` column and the scores
+    table : pandas.DataFrame with ``model`` and ``same_vehicle_recall``
 
     Returns
     -------
     ranks : dict model -> int
-    reasons : dict model -> str, which scores it leads or trails on
+    reasons : dict model -> str, one line
     """
     import pandas as pd
 
-    per_score = {}
-    for col, higher in RANK_SCORES.items():
-        values = pd.to_numeric(table[col], errors="coerce")
-        per_score[col] = (-values if higher else values).rank(method="average", na_option="bottom")
-    ranks = pd.DataFrame(per_score)
-    mean = ranks.mean(axis=1)
-    order = sorted(range(len(table)), key=lambda i: (mean.iloc[i], -np.nan_to_num(
-        float(table["silhouette"].iloc[i]), nan=-1.0)))
-    place = {table["model"].iloc[i]: p + 1 for p, i in enumerate(order)}
+    models = list(table["model"])
+    recall = pd.to_numeric(table["same_vehicle_recall"], errors="coerce").round(RECALL_DECIMALS)
+    recall.index = models
+    ranks = (-recall).rank(method="min", na_option="bottom").astype(int)
+    best = recall.max()
+    leaders = [m for m in models if recall[m] == best]
     reasons = {}
-    for i in range(len(table)):
-        differ = [c for c in RANK_SCORES if ranks[c].nunique() > 1]  # a tie everywhere says nothing
-        best = [c for c in differ if ranks[c].iloc[i] == ranks[c].min()]
-        worst = [c for c in differ if ranks[c].iloc[i] == ranks[c].max()]
-        parts = [f"mean rank {mean.iloc[i]:.2f} over {len(RANK_SCORES)} scores"]
-        if best:
-            parts.append("best on " + ", ".join(best))
-        if worst:
-            parts.append("worst on " + ", ".join(worst))
-        reasons[table["model"].iloc[i]] = "; ".join(parts)
-    return place, reasons
+    for m in models:
+        r = recall[m]
+        tied = [o for o in models if o != m and recall[o] == r and np.isfinite(r)]
+        tie = f", tied with {_names(tied)}" if tied else ""
+        if not np.isfinite(r):
+            reasons[m] = "no same-vehicle recall (no vehicle has two photos)"
+        elif ranks[m] == 1:
+            rest = recall.drop(leaders).dropna()
+            nxt = (f"; next: {rest.idxmax()} {rest.max():.{RECALL_DECIMALS}f}" if len(rest) else "")
+            reasons[m] = f"best same-vehicle recall@10, {r:.{RECALL_DECIMALS}f}{tie}{nxt}"
+        else:
+            reasons[m] = (f"same-vehicle recall@10 {r:.{RECALL_DECIMALS}f}{tie}, "
+                          f"{best - r:.{RECALL_DECIMALS}f} below {_names(leaders)}")
+    return {m: int(ranks[m]) for m in models}, reasons
+
+
+def rank_groups(table):
+    """"Most interpretable groups": 1 = recommended; never a model without cluster structure.
+
+    Every score of :data:`GROUP_SCORES` that every ranked model has (colour
+    agreement is left out of a load without pictures) ranks the models
+    whose ``structure`` is not ``none`` (higher is better; ties share the
+    average rank); a model's place is its mean rank, and equal mean ranks
+    are a tie (same place). Models with ``structure = none`` come after all
+    others, ranked among themselves the same way. If no model has
+    structure, no model gets a place (None): nothing is recommended.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame with ``model``, ``structure``, ``chosen_k``,
+        ``gap_at_k``, ``gap_se_at_k`` and the scores of :data:`GROUP_SCORES`
+
+    Returns
+    -------
+    ranks : dict model -> int or None
+    reasons : dict model -> str, one line
+    """
+    import pandas as pd
+
+    t = table.set_index("model")
+    models = list(t.index)
+    structure = t["structure"].fillna("none")
+    scores = [c for c in GROUP_SCORES if c in t and pd.to_numeric(t[c], errors="coerce").notna().all()]
+    left_out = [GROUP_SCORES[c] for c in GROUP_SCORES if c not in scores]
+    ranks, reasons, mean = {}, {}, {}
+    place = 1
+    for tier in ([m for m in models if structure[m] != "none"], [m for m in models if structure[m] == "none"]):
+        if not tier:
+            continue
+        per = pd.DataFrame({c: (-pd.to_numeric(t.loc[tier, c], errors="coerce")).rank(method="average")
+                            for c in scores}, index=tier)
+        m_rank = per.mean(axis=1).round(6) if scores else pd.Series(1.0, index=tier)
+        tier_place = m_rank.rank(method="min").astype(int)
+        for m in tier:
+            mean[m] = float(m_rank[m])
+            ranks[m] = place + int(tier_place[m]) - 1
+            tied = [o for o in tier if o != m and m_rank[o] == m_rank[m]]
+            differ = [c for c in scores if per[c].nunique() > 1]
+            best = [GROUP_SCORES[c] for c in differ if per.loc[m, c] == per[c].min()]
+            worst = [GROUP_SCORES[c] for c in differ if per.loc[m, c] == per[c].max()]
+            k = t.loc[m, "chosen_k"]
+            gap, se = t.loc[m, "gap_at_k"], t.loc[m, "gap_se_at_k"]
+            label = {"clear": "clear structure", "weak": "weak structure"}.get(structure[m], "no structure")
+            parts = [f"{label} (k = {k}, gap {gap:.3f} ± {se:.3f})"]
+            if structure[m] == "none":
+                parts.append("no k beats structureless data: never recommended for groups")
+            among = ("" if len(tier) == len(models) else
+                     f" among the {len(tier)} without structure" if structure[m] == "none" else
+                     f" among the {len(tier)} with structure")
+            parts.append(f"mean rank {mean[m]:.2f} over {len(scores)} scores{among}")
+            if tied:
+                parts.append(f"tied with {_names(tied)}")
+            if best:
+                parts.append("best on " + ", ".join(best))
+            if worst:
+                parts.append("worst on " + ", ".join(worst))
+            if left_out:
+                parts.append("not measured: " + ", ".join(left_out))
+            reasons[m] = "; ".join(parts)
+        place += len(tier)
+    if all(structure[m] == "none" for m in models):
+        ranks = dict.fromkeys(models)
+        reasons = {m: "no model has cluster structure, so none is recommended for groups; " + reasons[m]
+                   for m in models}
+    return ranks, reasons

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (algorithms, cluster, combine, descriptors, duplicates, embed, evidence, images, neighbors, outliers,
-               projection, reduce, store)
+from . import (algorithms, cluster, combine, descriptors, duplicates, embed, evidence, images, metric, neighbors,
+               outliers, projection, reduce, store)
 from .progress import Progress
 
 
@@ -44,6 +44,9 @@ class LoadConfig:
     random_state: int = 0
     n_jobs: int = 2
     map_worker: bool = None  # maps in a second process; None = from MAP_WORKER_ROWS rows on
+    # model -> "euclidean" | "cosine" (rows L2-normalised before the PCA); a model not named gets
+    # lib.metric.default_metric: cosine for re-ID models (osnet) and rows already of unit length
+    metrics: dict = field(default_factory=dict)
 
 
 # below this a map takes seconds and starting a second process costs as much
@@ -85,6 +88,9 @@ def load(data_dir, db_path, config=None, progress=None):
             if missing:
                 raise descriptors.InputError(data_dir / "descriptors", f"no file for model(s) {', '.join(missing)}")
             files = {m: files[m] for m in cfg.models}
+        unknown = sorted(set(cfg.metrics) - set(files))
+        if unknown:
+            raise descriptors.InputError("--metric", f"no descriptor file for model(s) {', '.join(unknown)}")
         n = len(image_list)
         # fail before hours of work: reading is a memory map, so checking every file is cheap
         for path in files.values():
@@ -146,8 +152,13 @@ def load(data_dir, db_path, config=None, progress=None):
         with prog.stage("agreement and ranking"):
             db.insert("model_agreement", _columns(evidence.agreement(
                 {m: r.labels for m, r in results.items()}, {m: r.knn for m, r in results.items()})))
-            _rank(db)
-        report["ranks"] = dict(db.con.execute("SELECT model, rank FROM models ORDER BY rank").fetchall())
+            _rank(db, {m: r.labels for m, r in results.items()})
+        # "ranks": the groups recommendation (None = no model has structure); "ranks_neighbours": finding a car
+        report["ranks"] = dict(db.con.execute(
+            "SELECT model, rank_groups FROM models ORDER BY rank_groups NULLS LAST, model").fetchall())
+        report["ranks_neighbours"] = dict(db.con.execute(
+            "SELECT model, rank_neighbours FROM models ORDER BY rank_neighbours, model").fetchall())
+        report["structure"] = dict(db.con.execute("SELECT model, structure FROM models ORDER BY model").fetchall())
 
         columns = ("stage", "model", "seconds", "cpu_seconds", "peak_rss_mb")
         db.insert("stages", {c: [r[i] for r in prog.records] for i, c in enumerate(columns)})
@@ -185,6 +196,9 @@ def _read_and_reduce(db, model, path, n, cfg, prog):
     Returns the reduced vectors, the mask of rows that held NaN/inf, and the model's info."""
     with prog.stage("read descriptors", model=model):
         X, nonfinite = descriptors.validate(descriptors.load_array(path), path, n_rows=n)
+        how = metric.check(cfg.metrics.get(model) or metric.default_metric(model, X))
+        if how == "cosine":  # unit rows: Euclidean from here on ranks as cosine does
+            X = metric.normalise_rows(X)
     dim = X.shape[1]
     with prog.stage("PCA", total=n, model=model) as advance:
         pca = reduce.fit_pca(X, cfg.variance, cfg.max_components, progress=advance)
@@ -196,7 +210,7 @@ def _read_and_reduce(db, model, path, n, cfg, prog):
                                "ratio": ratio, "cumulative": np.cumsum(ratio)})
     projection.store_pca(db, model, pca)  # new data is projected the same way by `python -m lib assign`
     info = dict(model=model, source_file=path.name, dim=dim, pca_dim=pca.n_components,
-                explained_variance=pca.explained_variance, nonfinite_rows=int(nonfinite.sum()))
+                explained_variance=pca.explained_variance, nonfinite_rows=int(nonfinite.sum()), metric=how)
     return Z, nonfinite, info
 
 
@@ -209,7 +223,8 @@ def _combination(db, name, reduced):
     dims = db.con.execute("SELECT sum(dim), sum(explained_variance * pca_dim) / sum(pca_dim), sum(nonfinite_rows) "
                           "FROM models WHERE model IN (SELECT unnest(?))", [parts]).fetchone()
     info = dict(model=name, source_file=None, dim=int(dims[0]), pca_dim=Z.shape[1],
-                explained_variance=float(dims[1]), nonfinite_rows=int(dims[2]), parts=name)
+                explained_variance=float(dims[1]), nonfinite_rows=int(dims[2]), parts=name,
+                metric="euclidean")  # on the parts' blocks, each reduced under its own metric
     return Z, info
 
 
@@ -223,8 +238,8 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
     vtable = db.create_vectors(model, Z)
 
     with prog.stage("k sweep", total=len(cfg.ks), model=model) as advance:
-        sweep = cluster.k_sweep(Z, cfg.ks, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state, advance)
-        k = cluster.choose_k(sweep)
+        choice = cluster.choose(Z, cfg.ks, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state, advance)
+        sweep, k = choice.scores, choice.k  # the gap statistic's k and verdict (a widened range's k included)
     db.insert("k_scores", {"model": [model] * len(sweep), **{c: [s[c] for s in sweep] for c in sweep[0]}})
 
     with prog.stage("clustering", model=model):
@@ -244,7 +259,8 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
                             "rank": np.tile(np.arange(1, kk + 1, dtype=np.int16), n),
                             "neighbor_id": knn_idx.reshape(-1), "distance": knn_dist.reshape(-1)})
 
-    _other_algorithms(db, model, Z, knn_idx, knn_dist, (labels, k, sweep, t_kmeans), vehicle_codes, cfg, prog)
+    _other_algorithms(db, model, Z, knn_idx, knn_dist, (labels, k, sweep, t_kmeans), vehicle_codes, cfg, prog,
+                      choice.reference)
 
     preservation = None  # a map made in the background fills it in when stored
     if maps is None:
@@ -257,7 +273,9 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
         maps.submit(model, Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
                     cfg.random_state, cfg.n_jobs)
 
-    info = dict(info, chosen_k=k, inertia=inertia, map_knn_preservation=preservation, vector_table=vtable,
+    info = dict(info, chosen_k=k, structure=choice.structure, k_note=choice.note, gap_at_k=choice.gap,
+                gap_se_at_k=choice.gap_se,
+                inertia=inertia, map_knn_preservation=preservation, vector_table=vtable,
                 sweep_sample_rows=min(n, cfg.sweep_sample),
                 silhouette_sample_rows=min(n, cfg.sweep_sample, cfg.silhouette_sample), **scores,
                 seconds=time.perf_counter() - t_model)
@@ -284,8 +302,10 @@ def _outlier_and_evidence_steps(db, model, Z, result, rep, duplicate_threshold, 
     db.insert("outlier_scores", {"model": [model] * n, "image_id": np.arange(n, dtype=np.int32), **raw})
 
     with prog.stage("evidence", model=model):
+        chance = evidence.chance_corrected_consistency(labels, vehicle_codes, random_state=cfg.random_state)
         proof = dict(same_vehicle_recall=evidence.same_vehicle_recall(result.knn_idx, vehicle_codes),
-                     vehicle_consistency=evidence.vehicle_consistency(labels, vehicle_codes),
+                     vehicle_consistency=chance["observed"], consistency_expected=chance["expected"],
+                     consistency_kappa=chance["kappa"],
                      stability_ari=evidence.stability(Z, result.info["chosen_k"], cfg.sweep_sample,
                                                       random_state=cfg.random_state))
     result.info = dict(result.info, **proof, identity_recall=identity, outlier_weight=weight,
@@ -312,17 +332,16 @@ def _collect_maps(db, maps, models, prog):
             advance(1)
 
 
-def _other_algorithms(db, model, Z, knn_idx, knn_dist, kmeans_result, vehicle_codes, cfg, prog):
-    """Every configured algorithm on all rows: its sweep, run, scores and assignments."""
+def _other_algorithms(db, model, Z, knn_idx, knn_dist, kmeans_result, vehicle_codes, cfg, prog, reference):
+    """Every configured algorithm on all rows: its sweep, run, scores and assignments; each k is
+    chosen by the gap rule against the KMeans sweep's ``reference`` (:class:`lib.cluster.GapReference`)."""
     n = len(Z)
-    k_rows = kmeans_result[2]
-    null_ch = {r["k"]: r["calinski_harabasz"] / r["calinski_harabasz_gain"] for r in k_rows}
     sweep_idx = cluster.sample_rows(n, cfg.sweep_sample, cfg.random_state)
     sil_idx = cluster.sample_rows(len(sweep_idx), cfg.silhouette_sample, cfg.random_state + 1)
     # KMeans is already fitted (it is the default assignment), so it is always recorded
     for name in dict.fromkeys((algorithms.DEFAULT, *cfg.algorithms)):
         with prog.stage(f"cluster: {name}", model=model):
-            run = algorithms.run(name, Z, knn_idx, knn_dist, cfg.ks, null_ch, sweep_idx, sil_idx,
+            run = algorithms.run(name, Z, knn_idx, knn_dist, cfg.ks, reference, sweep_idx, sil_idx,
                                  cfg.random_state, kmeans_result)
             scores = cluster.final_scores(Z, run.labels, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state)
             center_distance, margin = algorithms.centre_distances(Z, run.labels)
@@ -342,7 +361,7 @@ def _store_run(db, model, run, scores, center_distance, margin, vehicle_codes):
         "params": [json.dumps(run.params)], "seconds": [run.seconds], "noise_share": [run.noise_share],
         **{c: [v] for c, v in scores.items()},
         "vehicle_consistency": [evidence.vehicle_consistency(run.labels, vehicle_codes)],
-        "is_default": [name == algorithms.DEFAULT]})
+        "is_default": [name == algorithms.DEFAULT], "degenerate": [run.degenerate]})
     db.insert("algorithm_assignments", {
         "model": [model] * n, "algorithm": [name] * n, "image_id": np.arange(n, dtype=np.int32),
         "cluster": run.labels, "center_distance": center_distance, "margin": margin})
@@ -355,13 +374,20 @@ def _columns(rows):
     return {c: [r[c] for r in rows] for c in rows[0]}
 
 
-def _rank(db):
-    """``models.rank`` (1 = recommended) and its reasons, by :func:`lib.evidence.rank_models`."""
+def _rank(db, labels):
+    """Agreement with the measured colour (after the thumbnails), then the two recommendations:
+    ``models.rank_neighbours`` and ``models.rank_groups`` (1 = best) with their one-line reasons
+    (:func:`lib.evidence.rank_neighbours`, :func:`lib.evidence.rank_groups`)."""
+    colours = db.con.execute("SELECT color_name FROM images ORDER BY image_id").df()["color_name"].to_numpy()
+    for model, lab in labels.items():
+        nmi = evidence.colour_agreement(lab, colours)
+        db.con.execute("UPDATE models SET color_nmi = ? WHERE model = ?", [None if np.isnan(nmi) else nmi, model])
     table = db.con.execute("SELECT * FROM models").df()
-    place, reasons = evidence.rank_models(table)
-    for model in place:
-        db.con.execute("UPDATE models SET rank = ?, rank_reason = ? WHERE model = ?",
-                       [place[model], reasons[model], model])
+    for kind, fn in (("neighbours", evidence.rank_neighbours), ("groups", evidence.rank_groups)):
+        place, reasons = fn(table)
+        for model in place:
+            db.con.execute(f"UPDATE models SET rank_{kind} = ?, rank_{kind}_reason = ? WHERE model = ?",
+                           [place[model], reasons[model], model])
 
 
 def _insert_outliers(db, model, log10_p, rep, flagged, causes):

@@ -106,8 +106,13 @@ class Explorer:
         return image_id
 
     def algorithms(self, model):
-        """Algorithms this build ran on ``model``, the default first."""
-        return [r[0] for r in self.rows("""SELECT algorithm FROM algorithm_runs WHERE model = ?
+        """Algorithms this build ran on ``model`` that gave an answer, the default first.
+
+        A degenerate run (``algorithm_runs.degenerate``: all noise, one giant
+        cluster...) is never offered; the default (KMeans) always is.
+        """
+        return [r[0] for r in self.rows("""SELECT algorithm FROM algorithm_runs
+                                           WHERE model = ? AND (is_default OR degenerate IS NULL)
                                            ORDER BY NOT is_default, algorithm""", [model])]
 
     def algorithm_runs(self, model=None):
@@ -122,11 +127,15 @@ class Explorer:
 
     # comparing models
     def compare(self):
-        """Every model and combination with every score, best rank first."""
-        return self.df("""SELECT rank, model, coalesce(parts, '') AS parts, dim, pca_dim, chosen_k,
-                                 same_vehicle_recall, vehicle_consistency, stability_ari, silhouette,
-                                 davies_bouldin, calinski_harabasz, map_knn_preservation, rank_reason
-                          FROM models ORDER BY rank, model""")
+        """Every model and combination with its structure, evidence and both recommendations,
+        the groups recommendation first (a model without structure has none: last)."""
+        return self.df("""SELECT rank_groups, rank_neighbours, model, coalesce(parts, '') AS parts, metric,
+                                 structure, chosen_k, gap_at_k, gap_se_at_k, k_note,
+                                 same_vehicle_recall, vehicle_consistency, consistency_expected,
+                                 consistency_kappa, stability_ari, color_nmi, silhouette, davies_bouldin,
+                                 calinski_harabasz, map_knn_preservation, dim, pca_dim,
+                                 rank_groups_reason, rank_neighbours_reason
+                          FROM models ORDER BY rank_groups NULLS LAST, rank_neighbours, model""")
 
     def agreement(self):
         """ARI, NMI and 10-NN overlap for every ordered pair of models."""

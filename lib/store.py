@@ -19,7 +19,7 @@ import pyarrow as pa
 from .descriptors import model_key
 
 # bumped whenever a table or column changes meaning; the app refuses an older build and says how to rebuild
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE meta(key VARCHAR, value VARCHAR);
 CREATE TABLE images(
@@ -33,13 +33,15 @@ CREATE TABLE models(
     nonfinite_rows BIGINT, map_knn_preservation DOUBLE, vector_table VARCHAR,
     sweep_sample_rows INTEGER, silhouette_sample_rows INTEGER, seconds DOUBLE,
     parts VARCHAR, same_vehicle_recall DOUBLE, vehicle_consistency DOUBLE, stability_ari DOUBLE,
-    rank INTEGER, rank_reason VARCHAR, identity_recall DOUBLE, outlier_weight DOUBLE,
-    duplicate_threshold DOUBLE);
+    identity_recall DOUBLE, outlier_weight DOUBLE, duplicate_threshold DOUBLE,
+    metric VARCHAR, structure VARCHAR, k_note VARCHAR, gap_at_k DOUBLE, gap_se_at_k DOUBLE,
+    consistency_expected DOUBLE, consistency_kappa DOUBLE, color_nmi DOUBLE,
+    rank_neighbours INTEGER, rank_neighbours_reason VARCHAR, rank_groups INTEGER, rank_groups_reason VARCHAR);
 CREATE TABLE combination_parts(model VARCHAR, part VARCHAR, position INTEGER, weight DOUBLE);
 CREATE TABLE algorithm_runs(
     model VARCHAR, algorithm VARCHAR, k INTEGER, n_clusters INTEGER, params VARCHAR, seconds DOUBLE,
     noise_share DOUBLE, calinski_harabasz DOUBLE, davies_bouldin DOUBLE, silhouette DOUBLE,
-    vehicle_consistency DOUBLE, is_default BOOLEAN);
+    vehicle_consistency DOUBLE, is_default BOOLEAN, degenerate VARCHAR);
 CREATE TABLE algorithm_sweep(
     model VARCHAR, algorithm VARCHAR, value INTEGER, n_clusters INTEGER, noise_share DOUBLE,
     calinski_harabasz DOUBLE, calinski_harabasz_gain DOUBLE, davies_bouldin DOUBLE, silhouette DOUBLE,
@@ -53,8 +55,8 @@ CREATE TABLE pca_mean(model VARCHAR, mean DOUBLE[]);
 CREATE TABLE pca_components(model VARCHAR, component INTEGER, loadings FLOAT[]);
 CREATE TABLE cluster_centres(model VARCHAR, cluster INTEGER, centre FLOAT[], distance_q99 DOUBLE);
 CREATE TABLE k_scores(
-    model VARCHAR, k INTEGER, calinski_harabasz DOUBLE, calinski_harabasz_gain DOUBLE,
-    davies_bouldin DOUBLE, silhouette DOUBLE, inertia DOUBLE);
+    model VARCHAR, k INTEGER, calinski_harabasz DOUBLE, davies_bouldin DOUBLE, silhouette DOUBLE,
+    inertia DOUBLE, gap DOUBLE, gap_se DOUBLE);
 CREATE TABLE clusters(model VARCHAR, cluster INTEGER, size BIGINT, color_name VARCHAR);
 CREATE TABLE assignments(model VARCHAR, image_id INTEGER, cluster INTEGER, center_distance FLOAT);
 CREATE TABLE map(model VARCHAR, image_id INTEGER, x FLOAT, y FLOAT);

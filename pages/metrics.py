@@ -1,4 +1,4 @@
-"""Metrics: k-score curves and PCA explained variance, chosen k marked."""
+"""Metrics: cluster structure verdict, gap statistic and k-score curves, PCA explained variance."""
 import altair as alt
 import streamlit as st
 
@@ -9,17 +9,28 @@ model = ui.pick_model(ex)
 info = ex.models().set_index("model").loc[model]
 k = int(info["chosen_k"])
 st.title(f"Metrics: {model}")
-st.write(f"Chosen **k = {k}**: the k with the best mean rank over silhouette (high), Davies–Bouldin (low) "
-         "and Calinski–Harabasz gain (high): CH divided by the CH of KMeans at the same k on a structureless "
-         "Gaussian of the same shape, since raw CH falls with k even without clusters and alone would pick k = 2. "
-         "Each fit runs on a random sample of "
+VERDICT = {"clear": ("Clear cluster structure", st.success), "weak": ("Weak cluster structure", st.warning),
+           "none": ("No cluster structure", st.error)}
+label, box = VERDICT.get(info["structure"], ("Cluster structure unknown", st.info))
+box(f"**{label}** — chosen **k = {k}**, gap over one cluster **{info['gap_at_k']:.3f} ± {info['gap_se_at_k']:.3f}** "
+    f"(distances: {info['metric']}).")
+if isinstance(info["k_note"], str) and info["k_note"]:
+    st.warning(f"**Note on k:** {info['k_note']}")
+st.write("k is chosen by the **gap statistic** (Tibshirani, Walther & Hastie 2001): for every k, how much "
+         "tighter KMeans makes the data than it makes structureless data spanning the same principal-component "
+         "box (10 uniform draws, which also give the standard error). The **one-standard-error rule** takes the "
+         "smallest k whose gap is within one standard error of the next k's. The verdict: *none* when no k "
+         "beats one cluster (the rule says k = 1, or the gap is within 2 standard errors of 0), *weak* when the "
+         "gain is small (under 0.1) or k is only the end of the range, *clear* otherwise. "
+         "Silhouette, Davies–Bouldin and Calinski–Harabasz are shown but do not choose: a structureless cloud "
+         "cut into cells scores well on them. Each fit runs on a random sample of "
          f"{int(info['sweep_sample_rows']):,} rows; silhouette on {int(info['silhouette_sample_rows']):,} of them.")
 
 scores = ex.k_scores(model)
-long = scores.melt(id_vars="k", var_name="score", value_name="value")
-titles = {"calinski_harabasz": "Calinski–Harabasz (raw)", "calinski_harabasz_gain": "Calinski–Harabasz gain ↑",
-          "davies_bouldin": "Davies–Bouldin ↓",
-          "silhouette": "Silhouette ↑", "inertia": "Inertia (all rows) ↓"}
+long = scores.melt(id_vars="k", var_name="score", value_name="value").dropna(subset=["value"])
+titles = {"gap": "Gap over one cluster ↑ (± SE)", "calinski_harabasz": "Calinski–Harabasz (raw)",
+          "davies_bouldin": "Davies–Bouldin ↓", "silhouette": "Silhouette ↑", "inertia": "Inertia (all rows) ↓"}
+long = long[long["score"].isin(titles)]
 long["score"] = long["score"].map(titles)
 base = alt.Chart(long).encode(x=alt.X("k:Q", title="k"))
 line = base.mark_line(point=True).encode(y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
@@ -28,6 +39,11 @@ rule = alt.Chart(long).mark_rule(color="red", strokeDash=[4, 3]).encode(x="k:Q")
 st.altair_chart((line + rule).properties(width=240, height=170)
                 .facet(facet=alt.Facet("score:N", title=None, sort=list(titles.values())), columns=3)
                 .resolve_scale(y="independent"))
+gaps = scores.dropna(subset=["gap"])[["k", "gap", "gap_se"]]
+with st.expander("Gap values"):
+    st.dataframe(gaps, hide_index=True, column_config={
+        "gap": st.column_config.NumberColumn("gap over one cluster", format="%.4f"),
+        "gap_se": st.column_config.NumberColumn("standard error", format="%.4f")})
 
 algo = ui.pick_algorithm(ex, model)
 if algo != "kmeans":

@@ -19,11 +19,13 @@ c[3].metric("Images without thumbnail", f"{bad:,}")
 st.subheader("Models")
 models = ex.models()
 st.dataframe(
-    models.sort_values("rank")[["rank", "model", "dim", "pca_dim", "explained_variance", "chosen_k", "calinski_harabasz",
+    models.sort_values(["rank_groups", "model"])[["rank_groups", "model", "structure", "dim", "pca_dim",
+                                                  "explained_variance", "chosen_k", "calinski_harabasz",
             "davies_bouldin", "silhouette", "map_knn_preservation", "nonfinite_rows", "seconds"]],
     hide_index=True, width="stretch",
     column_config={
-        "rank": st.column_config.NumberColumn("rank", help="1 = recommended; see the Compare page"),
+        "rank_groups": st.column_config.NumberColumn("groups rank", help="1 = most interpretable groups; "
+                                                     "the Compare page has both recommendations"),
         "dim": "descriptor dims", "pca_dim": "PCA dims",
         "explained_variance": st.column_config.NumberColumn("variance kept", format="percent"),
         "chosen_k": "chosen k",

@@ -21,13 +21,9 @@ def inputs(X, k=15):
     idx, dist = neighbors.exact_knn(X, X, k, exclude_self=True)
     sweep_idx = cluster.sample_rows(len(X), 1000, 0)
     sil_idx = cluster.sample_rows(len(sweep_idx), 500, 1)
-    null = cluster.reference_sample(X[sweep_idx], 0)
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import calinski_harabasz_score
-
-    null_ch = {k: calinski_harabasz_score(null, KMeans(k, n_init=1, random_state=0).fit_predict(null))
-               for k in range(2, 9)}
-    return idx, dist, sweep_idx, sil_idx, null_ch
+    # the KMeans sweep's structureless reference, which every algorithm's k is chosen against
+    reference = cluster.GapReference(X[sweep_idx], rows=1000).add(range(2, 9))
+    return idx, dist, sweep_idx, sil_idx, reference
 
 
 @pytest.mark.parametrize("k", [2, 3, 5, 8])
@@ -148,16 +144,18 @@ def test_stability_separates_structure_from_noise():
     assert evidence.stability(noise, 4, sample_size=1500) < evidence.stability(X, 4, sample_size=1500)
 
 
-def test_ranking_puts_the_worst_last_and_says_why():
+def test_groups_ranking_puts_the_worst_last_and_says_why():
     import pandas as pd
 
-    # the noise has the best silhouette (as a Gaussian cut into cells does), which does not vote
-    table = pd.DataFrame({"model": ["good", "noise", "fair"], "same_vehicle_recall": [0.8, 0.01, 0.5],
-                          "vehicle_consistency": [0.9, 0.3, 0.7], "stability_ari": [0.95, 0.2, 0.9],
-                          "silhouette": [0.3, 0.4, 0.35], "davies_bouldin": [1.2, 0.8, 1.1]})
-    place, reasons = evidence.rank_models(table)
+    # the noise has the best silhouette (as a Gaussian cut into cells does), and no structure: last anyway
+    table = pd.DataFrame({"model": ["good", "noise", "fair"], "structure": ["clear", "none", "weak"],
+                          "chosen_k": [6, 3, 8], "gap_at_k": [0.9, 0.0, 0.05], "gap_se_at_k": [0.01] * 3,
+                          "consistency_kappa": [0.6, 0.0, 0.3], "stability_ari": [0.95, 0.2, 0.9],
+                          "silhouette": [0.3, 0.4, 0.35], "color_nmi": [None] * 3})
+    place, reasons = evidence.rank_groups(table)
     assert place == {"good": 1, "fair": 2, "noise": 3}
-    assert "best on same_vehicle_recall" in reasons["good"] and "worst on" in reasons["noise"]
+    assert "best on chance-corrected consistency, stability" in reasons["good"]
+    assert "never recommended" in reasons["noise"] and "not measured: agreement with colour" in reasons["good"]
 
 
 def test_birch_sweep_cuts_the_same_global_ward_as_scikit_learn():

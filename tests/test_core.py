@@ -45,14 +45,20 @@ def test_k_sweep_recovers_planted_k():
     X, _ = make_blobs(n_samples=4000, centers=7, n_features=10, cluster_std=1.0, random_state=3)
     scores = cluster.k_sweep(X.astype(np.float32), ks=range(2, 16), sample_size=3000, silhouette_size=1500)
     assert [s["k"] for s in scores] == list(range(2, 16))
+    # the gap is computed for every k up to 10 and for the range's ends
+    assert [s["k"] for s in scores if np.isfinite(s["gap"])] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 15]
     assert cluster.choose_k(scores) == 7
 
 
-def test_choose_k_is_not_just_the_largest_calinski_harabasz():
-    # CH prefers 2, the other two scores prefer 5: the vote goes to 5
-    scores = [dict(k=k, calinski_harabasz=100.0 - k, davies_bouldin=abs(k - 5) + 1.0,
-                   silhouette=0.5 - abs(k - 5) * 0.05, inertia=0.0) for k in range(2, 10)]
+def test_choose_k_is_the_one_standard_error_rule():
+    # the gap keeps rising after 5, but by less than one standard error: the rule stops at 5
+    scores = [dict(k=k, gap=min(k, 5) + 0.01 * k, gap_se=0.05) for k in range(2, 10)]
     assert cluster.choose_k(scores) == 5
+    # a gap that never beats k = 1 (all below 0): the rule says 1, an algorithm still gets its best cut
+    scores = [dict(k=k, gap=-0.1 * k, gap_se=0.01) for k in range(2, 6)]
+    assert cluster.one_se_rule([1] + [s["k"] for s in scores], [0] + [s["gap"] for s in scores],
+                               [0] + [s["gap_se"] for s in scores]) == 1
+    assert cluster.choose_k(scores) == 2
 
 
 def test_knn_recall_against_exact():
