@@ -12,6 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
+# where the browser tests save their screenshots: an ignored folder, so `make test` leaves the clone clean;
+# `make screenshots` points it at docs/screenshots/ (the README's pictures)
+SCREENSHOT_DIR = ROOT / os.environ.get("SCREENSHOT_DIR", ".test-output/screenshots")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -70,6 +73,38 @@ def running_app(db_path, timeout=90, env=None):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def missing_browser(module="playwright.sync_api"):
+    """Why the browser tests cannot run here (no chromium, or no Playwright), or None."""
+    import importlib
+
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} not found: `make test` installs Debian's chromium (apt-get install -y chromium)"
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        return f"{module} cannot be imported ({e}): `make venv` installs Playwright"
+    return None
+
+
+def require_browser(module="playwright.sync_api"):
+    """For a browser test module, at import: outside CI a missing chromium or Playwright skips the module
+    (with the reason); under ``CI=true`` nothing is skipped for a tool `make test` installs, so the reason
+    is returned for the module's autouse fixture (:func:`fail_without_browser`) to fail every test with."""
+    import pytest
+
+    missing = missing_browser(module)
+    if missing and os.environ.get("CI") != "true":
+        pytest.skip(missing, allow_module_level=True)
+    return missing
+
+
+def fail_without_browser(missing):
+    import pytest
+
+    if missing:
+        pytest.fail(f"{missing} (CI=true: the browser tests fail rather than skip)", pytrace=False)
 
 
 def launch(playwright):

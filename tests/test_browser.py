@@ -1,29 +1,27 @@
 """Real-browser tests: Debian's chromium, driven by Playwright, against `streamlit run`.
 
-Saves a screenshot of every page to docs/screenshots/ (shown in README).
+Saves a screenshot of every page to browser.SCREENSHOT_DIR: an ignored folder under `make test`,
+docs/screenshots/ (shown in README) under `make screenshots`.
 """
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
-from .browser import CHROMIUM, IMAGES_JS, ROOT, launch, running_app, wait_rendered
+from .browser import (IMAGES_JS, SCREENSHOT_DIR, fail_without_browser, launch, require_browser, running_app,
+                      wait_rendered)
 
 pytestmark = pytest.mark.browser
-SHOTS = ROOT / "docs" / "screenshots"
+MISSING = require_browser("playwright.sync_api")  # skips outside CI; under CI=true every test fails with it
 
-if not os.path.exists(CHROMIUM):
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"{CHROMIUM} is missing: `make test` installs it with apt-get install -y chromium")
-    pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
-                "to run the browser tests", allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api")
+@pytest.fixture(scope="module", autouse=True)
+def browser_installed():
+    fail_without_browser(MISSING)
 
 
 @pytest.fixture(scope="module")
 def browser_page(demo_db, tmp_path_factory):
+    from playwright import sync_api
+
     from lib import store
 
     db = tmp_path_factory.mktemp("browser") / "vehicles.duckdb"  # reviews go beside this link
@@ -44,8 +42,10 @@ def visit(page, url):
 
 
 def shot(page, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def loaded_images(page, timeout=30000):
