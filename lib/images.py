@@ -26,13 +26,15 @@ MAX_PIXELS = 50_000_000
 
 
 def make_thumbnail(path, size=THUMB_SIZE):
-    """JPEG bytes of a thumbnail and the mean RGB of its centre.
+    """JPEG bytes of a thumbnail and the colour of the vehicle's body.
 
     Returns
     -------
     status : str, one of STATUSES
     jpeg : bytes or None
-    center_rgb : tuple of 3 float, or None
+    body_rgb : tuple of 3 float, or None
+        :func:`body_colour` of the thumbnail (measured on the pixels already
+        decoded, so the image is opened once); :func:`color_name` names it.
     """
     if path is None:
         return "outside_root", None, None
@@ -55,9 +57,7 @@ def make_thumbnail(path, size=THUMB_SIZE):
         return "corrupt", None, None
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=THUMB_QUALITY)
-    w, h = im.size
-    centre = np.asarray(im.crop((w // 4, h // 4, w - w // 4, h - h // 4)), dtype=np.float32)
-    return "ok", buf.getvalue(), tuple(float(c) for c in centre.reshape(-1, 3).mean(axis=0))
+    return "ok", buf.getvalue(), tuple(float(c) for c in body_colour(np.asarray(im)))
 
 
 def _batch(args):
@@ -112,17 +112,102 @@ def placeholder(size=THUMB_SIZE):
     return _PLACEHOLDER
 
 
+# ---------------------------------------------------------------- colour names
+#
+# What a person calls a car's colour is the colour of its paint, judged against
+# the scene: a white car in a dim frame is still white. So the colour is
+# measured on the body, not on the centre of the crop (glass, grille, road),
+# corrected for exposure, and named in CIELAB, where distances are roughly
+# what the eye sees.
+
+# Palette: what cars are. Silver and grey are one name (a camera's exposure
+# moves one into the other); the RGB triples are also the Overview's bar colours.
 COLOR_NAMES = {
-    "black": (25, 25, 25), "white": (235, 235, 235), "grey": (128, 128, 128),
-    "silver": (192, 192, 192), "red": (200, 30, 30), "orange": (240, 130, 20),
-    "yellow": (235, 210, 40), "green": (40, 140, 60), "blue": (40, 70, 180),
-    "brown": (120, 75, 40),
+    "white": (242, 242, 240), "silver/grey": (150, 153, 158), "black": (28, 28, 30),
+    "red": (190, 28, 32), "orange": (236, 120, 24), "yellow": (236, 204, 36),
+    "green": (36, 126, 56), "blue": (30, 64, 170), "brown": (112, 70, 40), "beige": (214, 194, 152),
 }
+MIXED = "mixed"  # a cluster in which no colour holds a clear share
+MIXED_RGB = (176, 160, 204)  # a muted lavender: no car colour, so it never reads as one
+MIXED_SHARE = 0.5  # a cluster's top colour needs at least this share of its named images
+
+# The body band of a crop: road-camera crops are tight, the vehicle centred; at
+# 52-66 % of the height lies the body below the windows (side views: doors
+# between the wheels; front/rear: the panel at the lights, above the plate).
+BODY_ROWS = (0.52, 0.66)
+BODY_COLS = (0.20, 0.80)
+_DARK_L, _DARK_WEIGHT = 25.0, 0.3
+_BIN = np.array([8.0, 10.0, 10.0])  # Lab bins for the most common colour
+_REF_PERCENTILE, _REF_WHITE, _MAX_GAIN = 99.5, 245.0, 1.7
+_WHITE_L, _BLACK_L, _ACHROMATIC_C = 88.0, 24.0, 12.0
+_CHROMATIC = ("red", "orange", "yellow", "green", "blue", "brown", "beige")
+
+_M = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+_D65 = np.array([0.95047, 1.0, 1.08883])
+_XYZ = (_M / _D65[:, None]).T
+
+
+_LINEAR = np.where(np.arange(256) <= 10.31475, np.arange(256) / 255 / 12.92,
+                   ((np.arange(256) / 255 + 0.055) / 1.055) ** 2.4)  # sRGB byte -> linear light
+
+
+def srgb_to_lab(rgb):
+    """CIELAB (D65) of sRGB values 0..255, any shape (..., 3); uint8 goes through a table."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype == np.uint8:
+        lin = _LINEAR[rgb]
+    else:
+        c = rgb.astype(np.float64) / 255.0
+        lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    f = lin @ _XYZ
+    f = np.where(f > 216 / 24389, np.cbrt(np.maximum(f, 0.0)), (24389 / 27 * f + 16) / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+_CHROMATIC_LAB = srgb_to_lab(np.array([COLOR_NAMES[n] for n in _CHROMATIC], dtype=np.float64))
+
+
+def body_colour(rgb):
+    """The paint colour of the vehicle in an H x W x 3 uint8 picture, as RGB.
+
+    The most common colour (8 x 10 x 10 Lab bins; dark and warm-bright pixels,
+    i.e. glass, tyres, grille and lights, weighted 0.3)
+    of the body band, its median RGB, brightened by the frame's exposure: the
+    99.5th percentile of the brightest channel (lights, plate, lane marks,
+    white paint) is taken as white, so a dim frame does not turn white paint
+    grey. A few hundred pixels in numpy: cheap beside the JPEG decode.
+    """
+    a = np.asarray(rgb, dtype=np.uint8)
+    h, w = a.shape[:2]
+    r0, c0 = int(BODY_ROWS[0] * h), int(BODY_COLS[0] * w)
+    band = a[r0:max(int(BODY_ROWS[1] * h), r0 + 1), c0:max(int(BODY_COLS[1] * w), c0 + 1)].reshape(-1, 3)
+    lab = srgb_to_lab(band)
+    # glass, tyres, grille and shadow are dark, lights warm and bright: they count less than paint
+    lights = (lab[:, 0] > 75) & (lab[:, 2] > 8) & (lab[:, 2] < 30)
+    weight = np.where((lab[:, 0] < _DARK_L) | lights, _DARK_WEIGHT, 1.0)
+    q = np.floor(lab / _BIN).astype(np.int64) + (0, 16, 16)  # L 0..12, a and b -16..15 (clipped)
+    q = np.clip(q, 0, (13, 31, 31))
+    bins = (q[:, 0] * 32 + q[:, 1]) * 32 + q[:, 2]
+    body = np.median(band[bins == np.argmax(np.bincount(bins, weights=weight))], axis=0)
+    bright = np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2]).ravel()  # faster than max(axis=2)
+    k = min(bright.size - 1, int(_REF_PERCENTILE / 100 * bright.size))
+    ref = float(np.partition(bright, k)[k])
+    gain = float(np.clip(_REF_WHITE / max(ref, 1.0), 1.0, _MAX_GAIN))
+    return np.clip(body * gain, 0.0, 255.0)
 
 
 def color_name(rgb):
-    """Nearest basic colour name of an RGB triple."""
-    rgb = np.asarray(rgb, dtype=np.float64)
-    names = list(COLOR_NAMES)
-    refs = np.array([COLOR_NAMES[n] for n in names], dtype=np.float64)
-    return names[int(np.argmin(((refs - rgb) ** 2).sum(axis=1)))]
+    """The palette name of an RGB triple (a :func:`body_colour`), judged in CIELAB.
+
+    Nearly grey (chroma < 12): white, silver/grey or black by lightness;
+    otherwise the nearest chromatic palette entry, lightness counting half
+    (exposure moves it most).
+    """
+    L, a, b = srgb_to_lab(np.asarray(rgb, dtype=np.float64))
+    chroma = float(np.hypot(a, b))
+    if chroma < _ACHROMATIC_C:
+        return "white" if L >= _WHITE_L else "black" if L < _BLACK_L else "silver/grey"
+    if L < 25 and chroma < 20:  # dark and barely tinted: black paint, or tinted glass
+        return "black"
+    d = ((_CHROMATIC_LAB - np.array([L, a, b])) ** 2 * np.array([0.5, 1.0, 1.0])).sum(axis=1)
+    return _CHROMATIC[int(np.argmin(d))]

@@ -424,18 +424,21 @@ def _store_thumbnails(db, data_dir, image_list, cfg, advance):
             db.insert("thumbnails", {"image_id": ids[ok], "jpeg": [batch[i][1] for i in ok]})
         start += len(batch)
         advance(len(batch))
-    # a cluster's colour name: measured from the centre pixels of its images
-    db.con.execute("""
-        UPDATE clusters SET color_name = c.name FROM (
-            SELECT model, cluster, arg_max(color_name, cnt) AS name FROM (
+    # a cluster's colour: the most common body colour of its images and that colour's share of its
+    # named images; "mixed" when no colour holds MIXED_SHARE of them
+    top = (f"CASE WHEN max(cnt) >= {images.MIXED_SHARE} * sum(cnt) THEN arg_max(color_name, cnt) "
+           f"ELSE '{images.MIXED}' END AS name, max(cnt) / sum(cnt) AS share")
+    db.con.execute(f"""
+        UPDATE clusters SET color_name = c.name, color_share = c.share FROM (
+            SELECT model, cluster, {top} FROM (
                 SELECT a.model, a.cluster, i.color_name, count(*) AS cnt
                 FROM assignments a JOIN images i USING (image_id)
                 WHERE i.color_name IS NOT NULL GROUP BY ALL)
             GROUP BY ALL) c
         WHERE clusters.model = c.model AND clusters.cluster = c.cluster""")
-    db.con.execute("""
-        UPDATE algorithm_clusters SET color_name = c.name FROM (
-            SELECT model, algorithm, cluster, arg_max(color_name, cnt) AS name FROM (
+    db.con.execute(f"""
+        UPDATE algorithm_clusters SET color_name = c.name, color_share = c.share FROM (
+            SELECT model, algorithm, cluster, {top} FROM (
                 SELECT a.model, a.algorithm, a.cluster, i.color_name, count(*) AS cnt
                 FROM algorithm_assignments a JOIN images i USING (image_id)
                 WHERE i.color_name IS NOT NULL GROUP BY ALL)

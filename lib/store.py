@@ -19,7 +19,7 @@ import pyarrow as pa
 from .descriptors import model_key
 
 # bumped whenever a table or column changes meaning; the app refuses an older build and says how to rebuild
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE meta(key VARCHAR, value VARCHAR);
 CREATE TABLE images(
@@ -48,7 +48,8 @@ CREATE TABLE algorithm_sweep(
     sample_rows INTEGER);
 CREATE TABLE algorithm_assignments(
     model VARCHAR, algorithm VARCHAR, image_id INTEGER, cluster INTEGER, center_distance FLOAT, margin FLOAT);
-CREATE TABLE algorithm_clusters(model VARCHAR, algorithm VARCHAR, cluster INTEGER, size BIGINT, color_name VARCHAR);
+CREATE TABLE algorithm_clusters(
+    model VARCHAR, algorithm VARCHAR, cluster INTEGER, size BIGINT, color_name VARCHAR, color_share DOUBLE);
 CREATE TABLE model_agreement(model_a VARCHAR, model_b VARCHAR, ari DOUBLE, nmi DOUBLE, knn_overlap DOUBLE);
 CREATE TABLE pca_variance(model VARCHAR, component INTEGER, ratio DOUBLE, cumulative DOUBLE);
 CREATE TABLE pca_mean(model VARCHAR, mean DOUBLE[]);
@@ -57,7 +58,7 @@ CREATE TABLE cluster_centres(model VARCHAR, cluster INTEGER, centre FLOAT[], dis
 CREATE TABLE k_scores(
     model VARCHAR, k INTEGER, calinski_harabasz DOUBLE, davies_bouldin DOUBLE, silhouette DOUBLE,
     inertia DOUBLE, gap DOUBLE, gap_se DOUBLE);
-CREATE TABLE clusters(model VARCHAR, cluster INTEGER, size BIGINT, color_name VARCHAR);
+CREATE TABLE clusters(model VARCHAR, cluster INTEGER, size BIGINT, color_name VARCHAR, color_share DOUBLE);
 CREATE TABLE assignments(model VARCHAR, image_id INTEGER, cluster INTEGER, center_distance FLOAT);
 CREATE TABLE map(model VARCHAR, image_id INTEGER, x FLOAT, y FLOAT);
 CREATE TABLE neighbors(model VARCHAR, image_id INTEGER, rank SMALLINT, neighbor_id INTEGER, distance FLOAT);

@@ -3,7 +3,7 @@ import altair as alt
 import streamlit as st
 
 import ui
-from lib.images import COLOR_NAMES
+from lib.images import COLOR_NAMES, MIXED, MIXED_RGB
 
 ex = ui.explorer()
 s = ex.summary()
@@ -44,12 +44,13 @@ st.subheader("Cluster sizes")
 model = ui.pick_model(ex)
 algo = ui.pick_algorithm(ex, model)
 cl = ex.clusters(model, algo)
-names = list(COLOR_NAMES)
-palette = ["#%02x%02x%02x" % COLOR_NAMES[n] for n in names]
-st.caption("Bars are coloured by the most common colour measured at the centre of the cluster's images.")
+names = [*COLOR_NAMES, MIXED]
+palette = ["#%02x%02x%02x" % rgb for rgb in (*COLOR_NAMES.values(), MIXED_RGB)]
+st.caption("Bars are coloured by the most common body colour of the cluster's images, "
+           f"{MIXED} when no colour holds half of them.")
 st.altair_chart(alt.Chart(cl).mark_bar(stroke="#888", strokeWidth=0.5).encode(
     x=alt.X("cluster:O"), y=alt.Y("size:Q"),
-    color=alt.Color("color_name:N", title="centre colour", scale=alt.Scale(domain=names, range=palette)),
+    color=alt.Color("color_name:N", title="body colour", scale=alt.Scale(domain=names, range=palette)),
     tooltip=["cluster", "size", alt.Tooltip("share:Q", format=".1%"), "color_name"]), width="stretch")
 
 with st.expander("Load stages"):
