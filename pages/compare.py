@@ -62,7 +62,7 @@ st.caption("Every algorithm ran on all rows; its k (or HDBSCAN's minimum cluster
            "rest, there are fewer than two clusters, or about one cluster per point: it is kept here for the "
            "record but never offered as a model's clustering.")
 for r in bad.itertuples():
-    st.warning(f"**{r.model} / {r.algorithm}: degenerate** — {r.degenerate}.")
+    st.info(f"**{r.model} / {r.algorithm}: degenerate** — {r.degenerate}.", icon="⚠️")
 st.dataframe(runs[["model", "algorithm", "degenerate", "n_clusters", "noise_share", "silhouette", "davies_bouldin",
                    "calinski_harabasz", "vehicle_consistency", "seconds", "params"]],
              hide_index=True, width="stretch", column_config={

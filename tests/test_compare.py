@@ -69,10 +69,15 @@ def test_combination_blocks_have_equal_total_variance(ex):
 
 def test_evidence_and_ranking_are_stored(ex):
     t = ex.compare()
-    assert sorted(t["rank"]) == list(range(1, 7))
-    assert t["rank_reason"].str.startswith("mean rank").all()
+    assert t["rank_neighbours"].min() == 1 and t["rank_neighbours"].between(1, 6).all()
+    assert t["rank_groups"].min() == 1 and t["rank_groups"].between(1, 6).all()
+    assert (t.loc[t["rank_groups"] == 1, "structure"] != "none").all()
+    assert t["rank_groups_reason"].str.contains("mean rank").all()
+    assert t["rank_neighbours_reason"].str.contains("same-vehicle recall@10").all()
+    assert t["structure"].isin(["clear", "weak", "none"]).all() and t["metric"].isin(["euclidean", "cosine"]).all()
     for col in ("same_vehicle_recall", "vehicle_consistency", "stability_ari"):
         assert t[col].between(0, 1).all()
+    assert t["consistency_kappa"].between(-1, 1).all() and (t["consistency_expected"] > 0).all()
     # the re-identification network finds the other photos of a vehicle better than the colour one
     rec = t.set_index("model")["same_vehicle_recall"]
     assert rec["osnet"] > rec["vdc_color"]
@@ -94,7 +99,9 @@ def test_a_noise_descriptor_is_ranked_last(demo_dir, tmp_path):
     np.save(data / "descriptors" / "noise.npy", np.random.default_rng(0).normal(size=(n, 64)).astype(np.float32))
     cfg = pipeline.LoadConfig(map_iters=50, map_exaggeration_iters=50, algorithms=("kmeans",), combinations=())
     report = pipeline.load(data, tmp_path / "v.duckdb", cfg)
-    assert report["ranks"]["noise"] == 5 == max(report["ranks"].values())
+    assert report["structure"]["noise"] == "none"
+    assert report["ranks"]["noise"] == max(report["ranks"].values()) > 1  # last for groups, never recommended
+    assert report["ranks_neighbours"]["noise"] == max(report["ranks_neighbours"].values())
 
 
 @pytest.mark.parametrize("args, message", [

@@ -34,7 +34,8 @@ def test_metrics_page_follows_the_model(app_db):
     no_errors(at)
     assert at.title[0].value == "Metrics: vdc_color"
     assert at.sidebar.selectbox[0].value == "vdc_color"
-    assert "Chosen **k =" in at.markdown[0].value
+    verdict = (at.success or at.error or at.warning)[0].value  # the verdict comes before any note on k
+    assert "cluster structure** — chosen **k =" in verdict and " ± " in verdict
     for model in ("osnet", "vdc_type", "osnet"):  # one pick after another, each one kept
         at.sidebar.selectbox[0].set_value(model).run()
         assert at.title[0].value == f"Metrics: {model}"
@@ -353,8 +354,10 @@ def test_compare_page_ranks_and_shows_one_image_under_every_model(app_db):
     at = run_page("compare", image="12")
     no_errors(at)
     table = at.dataframe[0].value
-    assert list(table["rank"]) == list(range(1, 7))
-    assert f"Recommended: {table['model'].iloc[0]}" in at.success[0].value
+    assert table["rank_groups"].iloc[0] == 1 and table["rank_groups"].is_monotonic_increasing
+    same = table.loc[table["rank_neighbours"] == 1, "model"]
+    assert f"Best for finding the same vehicle: {' and '.join(same)}" in at.success[0].value
+    assert f"Most interpretable groups: {table['model'].iloc[0]}" in at.success[1].value
     assert len(at.dataframe) == 2  # models, algorithm runs
     assert at.text_input[0].value == "12"
     assert len(images(at)) == 1 + 6 * 6  # the query, six neighbours under each of six models
