@@ -258,19 +258,33 @@ def similar_link(model, image_id):
     return f"/similar?model={model}&image={int(image_id)}"
 
 
-def gallery(ex, image_ids, captions=None, model=None, columns=6, buttons=None):
+def one_in_text(n):
+    """An outlier's rarity for people: "1 in 3,400", "1 in >1,000,000,000"."""
+    return ">1,000,000,000" if n >= 1e9 else f"{int(n):,}"
+
+
+def copies_note(copies):
+    """" · 4 frames" for a near-duplicate group shown as one tile, else nothing."""
+    return f" · {int(copies)} frames" if copies and int(copies) > 1 else ""
+
+
+def gallery(ex, image_ids, captions=None, model=None, columns=6, buttons=None, copies=None):
     """A grid of thumbnails; each links to its similar-images page when ``model`` is given.
 
     ``buttons``: optional label; a button under every image, returns the id clicked.
+    ``copies``: per image, the size of the near-duplicate group it stands for (said in the caption).
     """
     ids = [int(i) for i in image_ids]
+    if captions is None:
+        captions = [f"#{i}" for i in ids]
+    if copies is not None:
+        captions = [c + copies_note(n) for c, n in zip(captions, copies)]
     thumbs = ex.thumbnails(ids)
     clicked = None
     cols = st.columns(columns)
     for n, image_id in enumerate(ids):
         with cols[n % columns]:
-            cap = captions[n] if captions is not None else f"#{image_id}"
-            picture(thumbs[image_id], cap, similar_link(model, image_id) if model else None)
+            picture(thumbs[image_id], captions[n], similar_link(model, image_id) if model else None)
             if buttons and st.button(buttons, key=f"btn-{image_id}-{n}"):
                 clicked = image_id
     return clicked

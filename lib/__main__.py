@@ -11,6 +11,14 @@ def _demo(args):
     from . import demo
     from .progress import TerminalProgress
 
+    if args.realistic:
+        from . import realistic
+
+        s = realistic.generate(args.dir, n_vehicles=args.vehicles, seed=args.seed,
+                               dims=realistic.REAL_DIMS if args.real_dims else None)
+        print(f"wrote {s['n_images']} images of {s['n_vehicles']} vehicles ({s['n_bursts']} bursts of near-copies, "
+              f"{s['n_odd']} oddities each seen by one model, {s['n_broken']} broken rows) to {args.dir}")
+        return
     prog = TerminalProgress()
     with prog.stage("render demo dataset") as advance:
         done = [0]
@@ -23,7 +31,7 @@ def _demo(args):
 
         summary = demo.generate(args.dir, n_vehicles=args.vehicles, seed=args.seed, progress=tick)
     print(f"wrote {summary['n_images']} images of {summary['n_vehicles']} vehicles "
-          f"({summary['n_outliers']} planted outliers) to {args.dir}")
+          f"({summary['n_outliers']} planted outliers) to {args.dir} in {summary['seconds']:.0f} s")
 
 
 def _combinations(given):
@@ -102,6 +110,11 @@ def main(argv=None):
     p.add_argument("dir")
     p.add_argument("--vehicles", type=int, default=600, help="vehicles (about 10 photos each); 40671 = full scale")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--realistic", action="store_true",
+                   help="descriptors shaped like the real set (lib.realistic): re-ID-like, sparse CNN-like, "
+                        "unbalanced classes, a model with no structure, bursts of near-copies, broken rows; "
+                        "truth.csv says which; pictures are plain boxes")
+    p.add_argument("--real-dims", action="store_true", help="with --realistic: the real models' dims (slower)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("load", help="build the database from a dataset folder")
@@ -123,6 +136,9 @@ def main(argv=None):
     p.add_argument("--map-worker", choices=("auto", "on", "off"), default="auto",
                    help="make the 2-D maps in a second process alongside the other stages; "
                         "auto = from 50,000 images on")
+    p.add_argument("--metric", action="append", metavar="MODEL=METRIC",
+                   help="euclidean or cosine (rows L2-normalised before the PCA) for one model (repeatable); "
+                        "default: cosine for re-ID models (osnet) and rows already of unit length, else euclidean")
     p.set_defaults(func=_load)
 
     p = sub.add_parser("export", help="write every image's clusters, names, outlier rank and verdict")
@@ -136,9 +152,6 @@ def main(argv=None):
     p.add_argument("--db", required=True)
     p.add_argument("--name", default=None, help="batch name (default: the folder's name)")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--metric", action="append", metavar="MODEL=METRIC",
-                   help="euclidean or cosine (rows L2-normalised before the PCA) for one model (repeatable); "
-                        "default: cosine for re-ID models (osnet) and rows already of unit length, else euclidean")
     p.set_defaults(func=_assign)
 
     args = parser.parse_args(argv)

@@ -71,12 +71,12 @@ def flagged_list(ex, rev):
     cur = ex.con.cursor()
     cur.register("_verdicts", _verdict_frame(rev))
     df = cur.execute("""
-        SELECT o.rank AS consensus_rank, i.image_id, i.path, i.vehicle_id, o.score,
+        SELECT o.rank AS consensus_rank, i.image_id, i.path, i.vehicle_id, o.score, o.one_in, o.cause,
                o.flagged_by AS flagged_by_models, v.verdict, v.note
         FROM outliers o JOIN images i USING (image_id) LEFT JOIN _verdicts v ON v.path = i.path
         WHERE o.model = 'consensus' AND o.flagged_by <> '' ORDER BY o.rank""").df()
     why = ex.why_flagged(df["image_id"])
-    df.insert(6, "flagged_by_detectors", [why.get(int(i), "") for i in df["image_id"]])
+    df.insert(8, "flagged_by_detectors", [why.get(int(i), "") for i in df["image_id"]])
     return df
 
 

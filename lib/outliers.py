@@ -24,7 +24,9 @@ model sees alone and flattens everything above the 99th percentile):
    no identity signal (no structure) weighs 0; one 10 times better than
    chance or more weighs 1. The consensus is the largest weighted model z,
    Šidák-corrected for the total weight: one trustworthy model's extreme
-   score reaches the top even when the others see nothing.
+   score reaches the top even when the others see nothing. Two models that
+   both find an image moderately unusual (Stouffer's z of the two strongest)
+   also reach it; the better of the two rules counts, corrected for that.
 
 The stored score is ``-log10`` of that probability; a person reads it as
 "1 in N" (N = 1 / probability). Rows whose descriptor had NaN or inf are
@@ -49,7 +51,7 @@ CAUSES = {  # a few words a person reads under the image
 }
 NONFINITE = "descriptor has NaN/inf"
 FLAG_SHARE = 0.01  # an image is flagged by a score when it is in that score's top 1%
-NOTABLE_Z = 3.0    # a detector or model counts in the cause from this calibrated z on (1 in 741)
+NOTABLE_Z = 2.0    # a detector or model counts in the cause from this calibrated z on (1 in 44)
 TAIL_SHARE = 0.05  # the exponential tail is fitted on the top 5 % of each score
 FULL_TRUST_LIFT = 10.0
 NO_TRUST_LIFT = 2.0
@@ -218,7 +220,9 @@ def log10_tail_probability(x, units=None, tail_share=TAIL_SHARE):
     above = len(lf) - np.searchsorted(lf, lx, side="left")
     empirical = np.log10(np.maximum(above, 1) / len(lf))
     tail = np.log10(tail_share) - (lx - u) / scale / np.log(10)
-    return np.where(lx > u, np.minimum(tail, empirical), empirical)
+    # past the largest value seen, the empirical share stops at 1/n: go on falling from there
+    beyond = np.log10(1 / len(lf)) - (lx - lf[-1]) / scale / np.log(10)
+    return np.where(lx > lf[-1], np.minimum(tail, beyond), np.where(lx > u, np.minimum(tail, empirical), empirical))
 
 
 def log10_tail(z, tests=1.0):
@@ -325,8 +329,15 @@ def consensus(model_z, weights, nonfinite=None):
     names = list(model_z)
     weights = effective_weights(weights)
     w = np.array([weights.get(m, 0.0) for m in names])
-    Zw = np.stack([model_z[m] for m in names], axis=1) * w
-    log10_p = log10_tail(Zw.max(axis=1), tests=max(float(w.sum()), 1.0))
+    S = -np.sort(-(np.stack([model_z[m] for m in names], axis=1) * w), axis=1)  # strongest first
+    # one model sure: the largest weighted z, corrected for the total weight
+    log10_p = log10_tail(S[:, 0], tests=max(float(w.sum()), 1.0))
+    voters = int((w > 0).sum())
+    if voters >= 2:
+        # or two models moderately sure (Stouffer's z of the two strongest, corrected for the pairs
+        # there are to choose from); the better of the two rules, corrected for taking the better
+        pair = log10_tail((S[:, 0] + S[:, 1]) / np.sqrt(2)) + np.log10(voters * (voters - 1) / 2)
+        log10_p = np.minimum(np.minimum(log10_p, pair) + np.log10(2), 0.0)
     if nonfinite is not None:
         log10_p = np.where(nonfinite, -BROKEN_SCORE, log10_p)
     return log10_p

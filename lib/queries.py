@@ -78,6 +78,8 @@ class Explorer:
             "load_seconds": float(meta.get("load_seconds", "nan")),
             "image_status": json.loads(meta.get("image_status", "{}")),
             "build": os.path.basename(self.build_path),  # a file name, never the server's paths
+            "duplicate_images": self.scalar("SELECT count(*) FROM duplicate_groups"),
+            "duplicate_groups": self.scalar("SELECT count(DISTINCT group_id) FROM duplicate_groups"),
         }
 
     def models(self):
@@ -199,19 +201,23 @@ class Explorer:
                              WHERE {where} ORDER BY hash(image_id) LIMIT ?""", params + [int(limit)])
         return int(per_cluster["images"].sum()) if len(per_cluster) else 0, per_cluster, sample
 
+    # a near-duplicate group is one tile: its representative, with ``copies`` = the group's size
+    _ONE_PER_GROUP = """FROM algorithm_assignments a LEFT JOIN duplicate_groups g USING (image_id)
+                        WHERE a.model = ? AND a.algorithm = ? AND a.cluster = ? AND coalesce(g.is_representative, true)"""
+
     def cluster_gallery(self, model, cluster, n=12, algorithm=DEFAULT_ALGORITHM):
-        """Representative (nearest the centre) and random images of one cluster."""
-        where = "FROM algorithm_assignments WHERE model = ? AND algorithm = ? AND cluster = ?"
+        """Representative (nearest the centre) and random images of one cluster, a near-duplicate group once."""
+        cols = "SELECT a.image_id, a.center_distance, coalesce(g.size, 1) AS copies"
         params = [model, algorithm, int(cluster), int(n)]
-        rep = self.df(f"SELECT image_id, center_distance {where} ORDER BY center_distance, image_id LIMIT ?", params)
-        rnd = self.df(f"SELECT image_id, center_distance {where} ORDER BY hash(image_id) LIMIT ?", params)
+        rep = self.df(f"{cols} {self._ONE_PER_GROUP} ORDER BY a.center_distance, a.image_id LIMIT ?", params)
+        rnd = self.df(f"{cols} {self._ONE_PER_GROUP} ORDER BY hash(a.image_id) LIMIT ?", params)
         return rep, rnd
 
     def cluster_boundary(self, model, cluster, n=12, algorithm=DEFAULT_ALGORITHM):
-        """Images of a cluster closest to another cluster's centre (smallest margin first)."""
-        return self.df("""SELECT image_id, margin FROM algorithm_assignments
-                          WHERE model = ? AND algorithm = ? AND cluster = ? AND margin IS NOT NULL
-                          ORDER BY margin, image_id LIMIT ?""", [model, algorithm, int(cluster), int(n)])
+        """Images of a cluster closest to another cluster's centre (smallest margin first), a group once."""
+        return self.df(f"""SELECT a.image_id, a.margin, coalesce(g.size, 1) AS copies {self._ONE_PER_GROUP}
+                           AND a.margin IS NOT NULL ORDER BY a.margin, a.image_id LIMIT ?""",
+                       [model, algorithm, int(cluster), int(n)])
 
     def cluster_vehicles(self, model, cluster, n=5, algorithm=DEFAULT_ALGORITHM):
         """The vehicles a cluster holds: how many, and the ``n`` with most photos in it.
@@ -245,13 +251,62 @@ class Explorer:
         got = dict(self.rows("SELECT image_id, jpeg FROM thumbnails WHERE image_id IN (SELECT unnest(?))", [ids]))
         return {i: got.get(i) or images.placeholder() for i in ids}
 
-    def similar(self, model, image_id, k=12, algorithm=DEFAULT_ALGORITHM):
-        """Nearest neighbours of an image from the stored graph (rank 1 = nearest)."""
-        return self.df("""SELECT n.rank, n.neighbor_id AS image_id, n.distance, i.vehicle_id, a.cluster
-                          FROM neighbors n JOIN images i ON i.image_id = n.neighbor_id
-                          JOIN algorithm_assignments a ON a.model = n.model AND a.image_id = n.neighbor_id
-                          WHERE n.model = ? AND a.algorithm = ? AND n.image_id = ? AND n.rank <= ?
-                          ORDER BY n.rank""", [model, algorithm, int(image_id), int(k)])
+    def similar(self, model, image_id, k=12, algorithm=DEFAULT_ALGORITHM, own_group=False, one_per_group=True):
+        """Nearest neighbours of an image from the stored graph (rank 1 = nearest).
+
+        Parameters
+        ----------
+        own_group : bool
+            Also list the query's own near-duplicate frames (hidden by default:
+            they are the same photo, not a similar car).
+        one_per_group : bool
+            A near-duplicate group appears once, at its nearest frame, with
+            ``copies`` = its size. With both options off and on respectively
+            this is the raw stored table.
+        """
+        return self.df("""
+            WITH own AS (SELECT group_id FROM duplicate_groups WHERE image_id = ?),
+            g AS (SELECT g.*, g.group_id IN (SELECT group_id FROM own) AS own FROM duplicate_groups g),
+            n AS (  -- the query's own frames, when listed, are listed one by one
+                SELECT n.rank, n.neighbor_id AS image_id, n.distance,
+                       CASE WHEN g.own THEN 1 ELSE coalesce(g.size, 1) END AS copies,
+                       CASE WHEN g.own THEN -1 - n.neighbor_id ELSE coalesce(g.group_id, -1 - n.neighbor_id) END AS unit,
+                       coalesce(g.own, false) AS own
+                FROM neighbors n LEFT JOIN g ON g.image_id = n.neighbor_id
+                WHERE n.model = ? AND n.image_id = ?)
+            SELECT n.rank, n.image_id, n.distance, n.copies, i.vehicle_id, a.cluster
+            FROM n JOIN images i ON i.image_id = n.image_id
+            JOIN algorithm_assignments a ON a.model = ? AND a.image_id = n.image_id AND a.algorithm = ?
+            WHERE (? OR NOT n.own)
+            QUALIFY NOT ? OR row_number() OVER (PARTITION BY n.unit ORDER BY n.rank) = 1
+            ORDER BY n.rank LIMIT ?""",
+                       [int(image_id), model, int(image_id), model, algorithm, bool(own_group), bool(one_per_group),
+                        int(k)])
+
+    def nearest_distances(self, model, bins=40):
+        """Histogram of every image's distance to its nearest other image, and the near-duplicate threshold.
+
+        Returns
+        -------
+        hist : DataFrame with ``start``, ``end``, ``images`` (equal-width bins from 0 to the 99.5th percentile;
+            the last bin holds everything beyond)
+        threshold : float, ``models.duplicate_threshold``
+        """
+        threshold = self.scalar("SELECT duplicate_threshold FROM models WHERE model = ?", [model])
+        hist = self.df("""
+            WITH d AS (SELECT distance FROM neighbors WHERE model = ? AND rank = 1),
+            top AS (SELECT greatest(quantile_cont(distance, 0.995), 1e-9) AS hi FROM d)
+            SELECT b * hi / ? AS start, (b + 1) * hi / ? AS "end", count(*) AS images
+            FROM (SELECT least(floor(distance / hi * ?), ? - 1)::INTEGER AS b, hi FROM d, top)
+            GROUP BY b, hi ORDER BY b""", [model, int(bins), int(bins), int(bins), int(bins)])
+        return hist, threshold
+
+    def duplicate_group(self, image_id):
+        """The image's near-duplicate group: every member's image ID (just the image if it is in none)."""
+        ids = [r[0] for r in self.rows("""SELECT image_id FROM duplicate_groups WHERE group_id =
+                                          (SELECT group_id FROM duplicate_groups WHERE image_id = ?)
+                                          ORDER BY image_id""", [int(image_id)])]
+        return ids or [int(image_id)]
 
     def similar_exact(self, model, image_id, k=12):
         """Exact nearest neighbours computed in SQL on the stored reduced vectors."""
@@ -269,6 +324,9 @@ class Explorer:
     def outliers(self, model, page=1, per_page=24, cluster_model=None, cluster=None, cause=None,
                  exclude_paths=None):
         """One page of the outlier ranking (rank 1 = most unusual) and the number of matching images.
+
+        A near-duplicate group is one entry (its representative, ``copies`` = its size): the ranking
+        counts it once.
 
         Parameters
         ----------
@@ -300,9 +358,12 @@ class Explorer:
         if exclude_paths:
             where.append("i.path NOT IN (SELECT unnest(?::VARCHAR[]))")
             params.append(list(exclude_paths))
-        base = f"FROM outliers o JOIN images i ON i.image_id = o.image_id {join} WHERE {' AND '.join(where)}"
+        where.append("coalesce(g.is_representative, true)")  # a near-duplicate group is listed once
+        base = (f"FROM outliers o JOIN images i ON i.image_id = o.image_id "
+                f"LEFT JOIN duplicate_groups g ON g.image_id = o.image_id {join} WHERE {' AND '.join(where)}")
         # one query for the page and the count; a page past the end needs a count of its own
-        df = self.df(f"""SELECT o.rank, o.image_id, i.path, o.score, o.flagged_by, i.vehicle_id, i.status,
+        df = self.df(f"""SELECT o.rank, o.image_id, i.path, o.score, o.one_in, o.cause, o.flagged_by,
+                                coalesce(g.size, 1) AS copies, i.vehicle_id, i.status,
                                 count(*) OVER () AS total
                          {base} ORDER BY o.rank LIMIT ? OFFSET ?""",
                      params + [int(per_page), (page - 1) * int(per_page)])

@@ -67,14 +67,16 @@ with right:
 
 rep, rnd = ex.cluster_gallery(model, cluster, n=12, algorithm=algo)
 st.subheader(f"Cluster {cluster}{name_of(cluster)}: nearest the centre")
-ui.gallery(ex, rep["image_id"], model=model)
+ui.gallery(ex, rep["image_id"], model=model, copies=rep["copies"])
 edge = ex.cluster_boundary(model, cluster, n=6, algorithm=algo)
 if len(edge):
     st.subheader(f"Cluster {cluster}: on the boundary")
     st.caption("Smallest margin between the distance to this cluster's centre and to the next one.")
-    ui.gallery(ex, edge["image_id"], [f"#{i} · margin {m:.2f}" for i, m in zip(edge.image_id, edge.margin)], model=model)
+    ui.gallery(ex, edge["image_id"], [f"#{i} · margin {m:.2f}" for i, m in zip(edge.image_id, edge.margin)],
+               model=model, copies=edge["copies"])
 st.subheader(f"Cluster {cluster}: random images")
-ui.gallery(ex, rnd["image_id"], model=model)
+ui.gallery(ex, rnd["image_id"], model=model, copies=rnd["copies"])
+st.caption("Near-identical frames of one pass (a near-duplicate group) show as one picture with their count.")
 
 sel = (event.selection.get("region") if event and event.selection else None) or {}
 if sel.get("x") and sel.get("y"):

@@ -12,11 +12,12 @@ ex = ui.explorer()
 rev = ui.review_store()
 model = ui.pick_model(ex, extra=("consensus",))
 st.title(f"Outliers: {model}")
-st.caption("Rank 1 = most unusual. A model's score is the mean of the two highest percentiles among five detectors: "
-           "distance to the 10 nearest images (knn), local outlier factor (lof), distance to the cluster centre "
-           "(centroid), IsolationForest (iforest) and distance from the other photos of the same vehicle (vehicle). "
-           "'why' names what put the image in its top 1%: for a model its detectors, for consensus each model "
-           "and that model's detectors. A verdict or note is saved as soon as you set it.")
+st.caption("Rank 1 = most unusual. Every detector's score (distance to the nearest images, local outlier factor, "
+           "distance to the cluster centre, IsolationForest, distance from the vehicle's other photos) is turned "
+           "into how rare such a value is; detectors that measure the same thing count once, and the consensus "
+           "lets one trustworthy model's extreme find win (models whose neighbours do not find the same vehicle "
+           "better than chance weigh nothing). '1 in N' is that rarity; under each image, why. Near-identical "
+           "frames of one pass are one entry, with their count. A verdict or note is saved as soon as you set it.")
 
 # filters: a widget missing from the session (a new session, or back from another page) starts from the
 # URL; then the widget owns the value and the URL is written back from it
@@ -95,10 +96,9 @@ if dict(q) != url:
 if not total:
     st.info("No image matches these filters.")
 else:
-    st.write(f"{(page - 1) * PER_PAGE + 1:,}–{min(page * PER_PAGE, total):,} of {total:,} matching images "
-             f"(page {page} of {n_pages})")
+    st.write(f"{(page - 1) * PER_PAGE + 1:,}–{min(page * PER_PAGE, total):,} of {total:,} ranked entries "
+             f"(an entry is an image or a group of near-identical frames; page {page} of {n_pages})")
 
-why = ex.why_flagged(df["image_id"]) if model == "consensus" else {}
 saved = rev.verdicts(df["path"])
 thumbs = ex.thumbnails(df["image_id"])
 link_model = ex.model_names()[0] if model == "consensus" else model
@@ -117,9 +117,9 @@ for n, r in enumerate(df.itertuples()):
     # the stored verdict wins on every run: another session's save shows up here too
     state[f"verdict-{i}"], state[f"note-{i}"] = verdict, note
     with cols[n % COLUMNS]:
-        ui.picture(thumbs[i], f"#{r.rank} · id {i} · {r.score:.3f}", ui.similar_link(link_model, i))
-        reason = why.get(i) or (r.flagged_by.replace(",", ", ") if r.flagged_by else "")
-        st.caption(f"why: {reason}" if reason else "not in any top 1%")
+        ui.picture(thumbs[i], f"#{r.rank} · id {i} · 1 in {ui.one_in_text(r.one_in)}{ui.copies_note(r.copies)}",
+                   ui.similar_link(link_model, i))
+        st.caption(f"why: {r.cause}" if r.cause else "nothing unusual stands out")
         st.segmented_control("Verdict", reviews.VERDICTS, key=f"verdict-{i}", on_change=save, args=(r.path, i),
                              label_visibility="collapsed")
         st.text_input("Note", key=f"note-{i}", on_change=save, args=(r.path, i), placeholder="note",

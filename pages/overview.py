@@ -1,5 +1,6 @@
 """Overview: the dataset and one row per model."""
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 import ui
@@ -9,12 +10,16 @@ ex = ui.explorer()
 s = ex.summary()
 st.title("Vehicle cluster explorer")
 st.caption(f"Build `{s['build']}`, made {s['built_at']} in {s['load_seconds']:.0f} s.")
-c = st.columns(4)
+c = st.columns(5)
 c[0].metric("Images", f"{s['images']:,}")
 c[1].metric("Vehicles", f"{s['vehicles']:,}")
 c[2].metric("Models", s["models"])
 bad = sum(v for k, v in s["image_status"].items() if k != "ok")
 c[3].metric("Images without thumbnail", f"{bad:,}")
+c[4].metric("In near-duplicate groups", f"{s['duplicate_images'] / max(s['images'], 1):.1%}",
+            help=f"{s['duplicate_images']:,} images in {s['duplicate_groups']:,} groups of near-identical frames "
+                 "(several frames of one pass). Outlier scores, the review and similar-car search count a group "
+                 "as one image.")
 
 st.subheader("Models")
 models = ex.models()
@@ -52,6 +57,17 @@ st.altair_chart(alt.Chart(cl).mark_bar(stroke="#888", strokeWidth=0.5).encode(
     x=alt.X("cluster:O"), y=alt.Y("size:Q"),
     color=alt.Color("color_name:N", title="body colour", scale=alt.Scale(domain=names, range=palette)),
     tooltip=["cluster", "size", alt.Tooltip("share:Q", format=".1%"), "color_name"]), width="stretch")
+
+with st.expander("Near-duplicate threshold"):
+    hist, threshold = ex.nearest_distances(model)
+    st.caption(f"Every image's distance to its nearest other image under {model}; the red line is this model's "
+               f"near-duplicate threshold ({threshold:.3g}, a quarter of the median). Frames of one pass sit at "
+               "the far left; a pair is a near-duplicate when most models put it below their line.")
+    st.altair_chart(alt.Chart(hist).mark_bar(color="#8899aa").encode(
+        x=alt.X("start:Q", title="distance to the nearest other image", bin="binned"), x2="end:Q",
+        y=alt.Y("images:Q"), tooltip=["start", "end", "images"])
+        + alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(color="red", strokeWidth=2).encode(x="t:Q"),
+        width="stretch")
 
 with st.expander("Load stages"):
     st.dataframe(ex.stages(), hide_index=True, width="stretch")

@@ -9,6 +9,11 @@ algo = ui.pick_algorithm(ex, model)
 st.title("Similar cars")
 image_id = ui.pick_image(ex)
 k = st.slider("Neighbours", 4, 20, 12, step=4)
+ui.follow_url("own_frames", "frames", lambda raw: raw == "1")
+st.toggle("Show the query's own frames", key="own_frames",
+          help="Near-identical frames of the same pass (its near-duplicate group) are hidden by default: "
+               "they are the same photo, not a similar car. Other groups show once, with their count.")
+ui.to_url("own_frames", "frames", "1" if st.session_state["own_frames"] else None)
 
 info = ex.image(image_id)
 q1, q2 = st.columns([1, 3])
@@ -20,11 +25,16 @@ with q2:
     st.caption("Share this page's URL to show the same query. 'search from here' makes a neighbour the query "
                "in this tab; clicking a picture opens its own similar page in a new tab.")
 
-nb = ex.similar(model, image_id, k, algorithm=algo)
+nb = ex.similar(model, image_id, k, algorithm=algo, own_group=st.session_state["own_frames"])
+frames = ex.duplicate_group(image_id)
 st.subheader(f"{len(nb)} nearest under {model}")
+if len(frames) > 1:
+    st.caption(f"The query is one of {len(frames)} near-identical frames of one pass "
+               f"({', '.join(f'#{i}' for i in frames[:8])}{'…' if len(frames) > 8 else ''}); "
+               + ("they are listed." if st.session_state["own_frames"] else "they are hidden."))
 caps = [f"#{r.image_id} · d={r.distance:.2f}" + (" · same vehicle" if r.vehicle_id == info["vehicle_id"] else "")
-        for r in nb.itertuples()]
-clicked = ui.gallery(ex, nb["image_id"], caps, model=model, buttons="search from here")
+        + (" · own frame" if r.image_id in frames else "") for r in nb.itertuples()]
+clicked = ui.gallery(ex, nb["image_id"], caps, model=model, buttons="search from here", copies=nb["copies"])
 if clicked is not None:
     st.query_params["image"] = str(clicked)
     st.rerun()

@@ -56,3 +56,34 @@ def app_db(demo_db, monkeypatch, tmp_path):
 
     monkeypatch.setattr(ui, "DB_PATH", Path(db))
     return db
+
+
+REALISTIC_VEHICLES = 2200  # about 23,500 images: past the 20,000-row sweep sample, so the loader samples
+
+
+@pytest.fixture(scope="session")
+def realistic_dir(tmp_path_factory):
+    """Descriptors shaped like the real set (lib.realistic): re-ID-like, sparse CNN-like, unbalanced
+    classes, a model with no structure, bursts of near-copies, oddities seen by one model, broken rows."""
+    from lib import realistic
+
+    d = tmp_path_factory.mktemp("realistic")
+    realistic.generate(d, n_vehicles=REALISTIC_VEHICLES, seed=int(os.environ.get("DEMO_SEED", 7)), pictures=False)
+    return d
+
+
+@pytest.fixture(scope="session")
+def realistic_db(realistic_dir, tmp_path_factory):
+    """The real loader on the realistic set: every stage, KMeans and HDBSCAN, no combination."""
+    db = tmp_path_factory.mktemp("realistic-db") / "vehicles.duckdb"
+    cfg = pipeline.LoadConfig(map_iters=100, map_exaggeration_iters=100, algorithms=("kmeans", "hdbscan"),
+                              combinations=())
+    report = pipeline.load(realistic_dir, db, cfg)
+    return db, report
+
+
+@pytest.fixture(scope="session")
+def realistic_truth(realistic_dir):
+    import pandas as pd
+
+    return pd.read_csv(realistic_dir / "truth.csv", keep_default_na=False).sort_values("image_id").reset_index(drop=True)
