@@ -35,7 +35,6 @@ from __future__ import annotations
 import csv
 import os
 import pickle
-import shutil
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -88,14 +87,13 @@ MODEL_DIMS = {
 }
 
 MEAN_PHOTOS_PER_VEHICLE = 10.2  # 40671 vehicles -> ~416k images, as the real set
-POOL_THRESHOLD = 5000  # above this many vehicles, pictures are pooled + hard-linked
 _CAMERA_ID_MAX = 174  # VeRi-Wild has 174 cameras; ids are drawn from 1..174
 _JPEG_QUALITY = 85
 _CHUNK_ROWS = 16384  # descriptor rows per chunk; bounds temporaries to ~170 MB
 
 # Independent random streams, so that e.g. changing the renderer does not
 # change the descriptors.  Every generator is default_rng([seed, stream, ...]).
-_S_CAMERAS, _S_VEHICLES, _S_PHOTOS, _S_LATENT, _S_MODEL, _S_IMAGE, _S_POOL = range(7)
+_S_CAMERAS, _S_VEHICLES, _S_PHOTOS, _S_LATENT, _S_MODEL, _S_IMAGE = range(6)
 
 
 # --------------------------------------------------------------------------
@@ -807,19 +805,7 @@ def _plates(rng, n):
     return ["".join(r) for r in _PLATE_CHARS[idx]]
 
 
-def _link_or_copy(src, dst, state):
-    if os.path.lexists(dst):
-        os.unlink(dst)
-    if state["link"]:
-        try:
-            os.link(src, dst)
-            return
-        except OSError:
-            state["link"] = False  # e.g. file system without hard links
-    shutil.copyfile(src, dst)
-
-
-def _plan(n_vehicles, seed, n_cameras, pool_variants, outlier_rate, size):
+def _plan(n_vehicles, seed, n_cameras, outlier_rate, size):
     """Decide everything except pixels and descriptor values.
 
     Returns a dict of per-vehicle arrays (``v_*``), per-row arrays in the
@@ -838,7 +824,7 @@ def _plan(n_vehicles, seed, n_cameras, pool_variants, outlier_rate, size):
                         rv.integers(0, len(_STRIPES), n_vehicles), -1)
     v_rack = rv.random(n_vehicles) < 0.2
     v_wheel = rv.integers(0, len(_HUBS), n_vehicles)
-    v_variant = rv.integers(0, pool_variants, n_vehicles)
+    rv.integers(0, 2, n_vehicles)  # once a picture-pool variant; drawn still, so later draws stay put
     # 4 + Binomial(12, p): range 4..16 with mean 10.2.
     n_photos = 4 + rv.binomial(12, (MEAN_PHOTOS_PER_VEHICLE - 4) / 12, n_vehicles)
 
@@ -885,66 +871,88 @@ def _plan(n_vehicles, seed, n_cameras, pool_variants, outlier_rate, size):
     return dict(
         N=N, n_vehicles=n_vehicles, cams=cams, cam_ids=cam_ids, vids=vids, folders=folders,
         v_type=v_type, v_color=v_color, v_plate=v_plate, v_plate_style=v_plate_style,
-        v_stripe=v_stripe, v_rack=v_rack, v_wheel=v_wheel, v_variant=v_variant,
+        v_stripe=v_stripe, v_rack=v_rack, v_wheel=v_wheel,
         vehicle=veh, camera=camera, view=view, facing=facing,
         type=v_type[veh], color=v_color[veh],
         out_idx=out_idx, out_kind=out_kind, out_pos=out_pos, kind_of=kind_of, rel=rel,
     )
 
 
-def _write_pictures(plan, raw, seed, pool, progress):
-    """Render (or hard-link) one JPEG per row; returns (n_rendered, linked)."""
+# Every photo is drawn from scratch for its own vehicle (colour, type, plate,
+# wheels, stripe, rack) on its camera's backdrop: about 1 ms of CPU a picture,
+# JPEG included, so the full-scale demo needs no shared pictures. (Deriving a
+# vehicle's photos from one drawing per view, pasted scaled and exposed, was
+# measured slower: the RGBA resize and paste cost more than the drawing.)
+_PARALLEL_ROWS = 20000  # from this many images on, two processes draw the pictures
+_TASK_ROWS = 2000  # rows (whole vehicles) per task
+
+_W: dict = {}  # a drawing process's cameras and seed
+
+
+def _init_pictures(parent_pid, cams, seed):
+    from .processes import _exit_with_parent
+
+    _exit_with_parent(parent_pid)  # a worker exits with the generator, killed or not
+    _W.update(cams=cams, seed=seed)
+
+
+def _draw_rows(rows):
+    """Draw and write the pictures of some rows; returns how many were written."""
+    cams, seed = _W["cams"], _W["seed"]
+    for r, dst, t, c, v, cm, kind, det in rows:
+        irng = np.random.default_rng([seed, _S_IMAGE, r])
+        if kind >= 0:
+            img = _render_outlier(OUTLIER_KINDS[kind], cams[cm], t, c, v, det, irng)
+        else:
+            jit = (irng.uniform(0.93, 1.03), irng.uniform(-0.03, 0.03), irng.uniform(-0.03, 0.03))
+            img = _render_normal(cams[cm], t, c, v, det, jit)
+        if os.path.lexists(dst):
+            os.unlink(dst)  # never write through a hard link of an earlier (pooled) run
+        img.save(dst, "JPEG", quality=_JPEG_QUALITY)
+    return len(rows)
+
+
+def _write_pictures(plan, raw, seed, progress, n_jobs=2):
+    """Draw one JPEG per row, each of its own vehicle; returns the number written.
+
+    From ``_PARALLEL_ROWS`` images on, runs of ``_TASK_ROWS`` rows are drawn
+    by ``n_jobs`` processes. A picture depends only on the seed and its row.
+    """
     N, cams = plan["N"], plan["cams"]
     for f, vid in set(zip(plan["folders"].tolist(), plan["vids"].tolist())):
         (raw / str(f) / f"{vid:05d}").mkdir(parents=True, exist_ok=True)
-    step = max(1, N // 200)
-    link_state = {"link": True}
-    pool_first: dict = {}
-    n_rendered = 0
-    veh, view, camera, kind_of = plan["vehicle"], plan["view"], plan["camera"], plan["kind_of"]
+    veh = plan["vehicle"]
+    rows = []
     for r in range(N):
         i = int(veh[r])
-        t, c = int(plan["type"][r]), int(plan["color"][r])
-        v, cm, kind = int(view[r]), int(camera[r]), int(kind_of[r])
-        dst = raw / plan["rel"][r]
-        if pool and kind < 0:
-            key = (t, c, v, cm, int(plan["v_variant"][i]))
-            src = pool_first.get(key)
-            if src is not None:
-                _link_or_copy(src, dst, link_state)
-                img = None
-            else:
-                # The pool picture's details come from its variant, not from
-                # the first vehicle that happens to use it.
-                prng = np.random.default_rng([seed, _S_POOL, *key])
-                det = dict(plate=_plates(prng, 1)[0], plate_style=int(prng.integers(3)),
-                           stripe=int(prng.integers(len(_STRIPES))) if prng.random() < 0.15
-                           else -1, rack=bool(prng.random() < 0.2),
-                           wheel=int(prng.integers(len(_HUBS))),
-                           facing=int(prng.choice([-1, 1])))
-                jit = (prng.uniform(0.93, 1.03), prng.uniform(-0.03, 0.03),
-                       prng.uniform(-0.03, 0.03))
-                img = _render_normal(cams[cm], t, c, v, det, jit)
-                pool_first[key] = dst
-        else:
-            irng = np.random.default_rng([seed, _S_IMAGE, r])
-            det = dict(plate=plan["v_plate"][i], plate_style=int(plan["v_plate_style"][i]),
-                       stripe=int(plan["v_stripe"][i]), rack=bool(plan["v_rack"][i]),
-                       wheel=int(plan["v_wheel"][i]), facing=int(plan["facing"][r]))
-            if kind < 0:
-                jit = (irng.uniform(0.93, 1.03), irng.uniform(-0.03, 0.03),
-                       irng.uniform(-0.03, 0.03))
-                img = _render_normal(cams[cm], t, c, v, det, jit)
-            else:
-                img = _render_outlier(OUTLIER_KINDS[kind], cams[cm], t, c, v, det, irng)
-        if img is not None:
-            if os.path.lexists(dst):
-                os.unlink(dst)  # never write through a hard link of an earlier run
-            img.save(dst, "JPEG", quality=_JPEG_QUALITY)
-            n_rendered += 1
-        if progress is not None and ((r + 1) % step == 0 or r + 1 == N):
-            progress(r + 1, N)
-    return n_rendered, link_state["link"]
+        det = dict(plate=plan["v_plate"][i], plate_style=int(plan["v_plate_style"][i]),
+                   stripe=int(plan["v_stripe"][i]), rack=bool(plan["v_rack"][i]),
+                   wheel=int(plan["v_wheel"][i]), facing=int(plan["facing"][r]))
+        rows.append((r, str(raw / plan["rel"][r]), int(plan["type"][r]), int(plan["color"][r]),
+                     int(plan["view"][r]), int(plan["camera"][r]), int(plan["kind_of"][r]), det))
+    done = 0
+    if n_jobs > 1 and N >= _PARALLEL_ROWS:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from .processes import SPAWN, plain_main
+
+        tasks = [rows[s:s + _TASK_ROWS] for s in range(0, N, _TASK_ROWS)]
+        with ProcessPoolExecutor(n_jobs, mp_context=SPAWN, initializer=_init_pictures,
+                                 initargs=(os.getpid(), cams, seed)) as pool:
+            with plain_main():  # the workers start with the first task
+                results = pool.map(_draw_rows, tasks)
+            for n in results:
+                done += n
+                if progress is not None:
+                    progress(done, N)
+        return done
+    _W.update(cams=cams, seed=seed)
+    step = max(1, min(N // 200, 500))
+    for s in range(0, N, step):
+        done += _draw_rows(rows[s:s + step])
+        if progress is not None:
+            progress(done, N)
+    return done
 
 
 def _iter_descriptors(plan, seed, n_cameras):
@@ -970,10 +978,9 @@ def generate(
     seed: int = 0,
     image_size: tuple = (192, 144),
     progress: Optional[Callable[[int, int], None]] = None,
-    pool: Optional[bool] = None,
     n_cameras: int = 40,
-    pool_variants: int = 2,
     outlier_rate: float = 0.01,
+    n_jobs: int = 2,
 ) -> dict:
     """Write a synthetic VeRi-Wild-like data set with planted structure.
 
@@ -993,25 +1000,20 @@ def generate(
         ``progress(done, total)`` is called every ~0.5 % of the images while
         the pictures are written (the slow part), and once with
         ``done == total``.
-    pool : bool, optional
-        If True, render only a pool of distinct pictures (per type, colour,
-        view, camera and ``pool_variants`` variants) and hard-link every
-        other normal image file to its pool picture (copy if linking fails);
-        outlier pictures are always rendered individually.  Default: True
-        when ``n_vehicles > 5000``.
     n_cameras : int, default 40
         Number of distinct cameras (ids drawn from 1..174).
-    pool_variants : int, default 2
-        Picture variants per (type, colour, view, camera) in pool mode.
     outlier_rate : float, default 0.01
         Share of images turned into planted outliers.
+    n_jobs : int, default 2
+        Processes drawing the pictures from 20,000 images on.
 
     Returns
     -------
     dict
         ``n_images``, ``n_vehicles``, ``n_outliers``, ``outliers_by_kind``,
-        ``n_pictures_rendered``, ``pooled``, ``linked`` (False if copies were
-        needed), ``seconds`` and ``paths`` (``out_dir``, ``descriptors``
+        ``n_pictures_rendered`` (= ``n_images``: every photo is drawn for
+        its own vehicle and is its own file, at every size), ``seconds``
+        (wall time) and ``paths`` (``out_dir``, ``descriptors``
         mapping model name -> pickle path, ``images_paths_csv``,
         ``truth_csv``, ``raw_data``).
     """
@@ -1020,16 +1022,14 @@ def generate(
         raise ValueError("n_vehicles must be in 1..99999 (5-digit vehicle ids)")
     if not 2 <= n_cameras <= _CAMERA_ID_MAX:
         raise ValueError(f"n_cameras must be in 2..{_CAMERA_ID_MAX}")
-    if pool is None:
-        pool = n_vehicles > POOL_THRESHOLD
     size = (int(image_size[0]), int(image_size[1]))
     out = Path(out_dir)
     (out / "descriptors").mkdir(parents=True, exist_ok=True)
     raw = out / "raw_data"
 
-    plan = _plan(n_vehicles, seed, n_cameras, pool_variants, outlier_rate, size)
+    plan = _plan(n_vehicles, seed, n_cameras, outlier_rate, size)
     N = plan["N"]
-    n_rendered, linked = _write_pictures(plan, raw, seed, pool, progress)
+    n_rendered = _write_pictures(plan, raw, seed, progress, n_jobs)
 
     desc_paths = {}
     for name, arr in _iter_descriptors(plan, seed, n_cameras):
@@ -1063,8 +1063,6 @@ def generate(
         n_outliers=int(len(out_kind)),
         outliers_by_kind={k: int((out_kind == j).sum()) for j, k in enumerate(OUTLIER_KINDS)},
         n_pictures_rendered=int(n_rendered),
-        pooled=bool(pool),
-        linked=bool(linked),
         seconds=round(time.perf_counter() - t_start, 2),
         paths=dict(
             out_dir=str(out),

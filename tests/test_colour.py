@@ -86,7 +86,8 @@ def test_a_cluster_without_a_clear_colour_is_mixed(tmp_path):
     db.insert("algorithm_assignments", {"model": ["m"] * 20, "algorithm": ["kmeans"] * 20,
                                         "image_id": np.arange(20, dtype=np.int32),
                                         "cluster": np.array(labels, np.int32)})
-    image_list = types.SimpleNamespace(paths=paths[:19] + paths[20:], vehicle_ids=["00001"] * 20)  # the last one missing
+    # the last image of cluster 1 is missing
+    image_list = types.SimpleNamespace(paths=paths[:19] + paths[20:], vehicle_ids=["00001"] * 20)
     cfg = types.SimpleNamespace(thumb_size=images.THUMB_SIZE, n_jobs=1)
     pipeline._store_thumbnails(db, tmp_path, image_list, cfg, lambda n: None)
     for table in ("clusters", "algorithm_clusters"):

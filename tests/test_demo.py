@@ -1,6 +1,7 @@
 """Tests for lib/demo.py: layout, determinism, planted structure, pictures."""
 
 import csv
+import hashlib
 import os
 import pickle
 import re
@@ -134,7 +135,6 @@ def test_layout(small):
     truth = _check_layout(d, summary)
     assert summary["n_vehicles"] == 150
     assert summary["n_outliers"] == sum(t["is_outlier"] == "1" for t in truth)
-    assert not summary["pooled"]
     assert summary["n_pictures_rendered"] == summary["n_images"]
     assert set(summary["paths"]["descriptors"]) == set(demo.MODEL_DIMS)
 
@@ -220,10 +220,15 @@ def test_deterministic(tmp_path):
 
 
 def test_regenerate_in_place(tmp_path):
-    # Writing over an earlier (pooled, hard-linked) run must not corrupt files.
-    demo.generate(tmp_path / "x", n_vehicles=30, seed=demo_seed(1), pool=True)
-    s = demo.generate(tmp_path / "x", n_vehicles=30, seed=demo_seed(1), pool=False)
-    demo.generate(tmp_path / "y", n_vehicles=30, seed=demo_seed(1), pool=False)
+    # Writing over an earlier run whose pictures were hard links of each other (as the old
+    # pooled demo wrote them) must replace each file, not write through the link.
+    demo.generate(tmp_path / "x", n_vehicles=30, seed=demo_seed(1))
+    files = sorted((tmp_path / "x" / "raw_data").rglob("*.jpg"))
+    for f in files[1:]:
+        f.unlink()
+        os.link(files[0], f)
+    s = demo.generate(tmp_path / "x", n_vehicles=30, seed=demo_seed(1))
+    demo.generate(tmp_path / "y", n_vehicles=30, seed=demo_seed(1))
     _, paths = _read_paths(tmp_path / "x")
     assert len(paths) == s["n_images"]
     for p in paths:
@@ -342,33 +347,40 @@ def test_outlier_pictures_look_like_their_kind(small):
             assert np.abs(a - b).mean() > 10
 
 
-# ---------------------------------------------------------------- pool mode
+# ---------------------------------------------------------------- one vehicle per picture
 
 
-def test_pool_mode(tmp_path):
-    d = tmp_path / "pooled"
-    summary = demo.generate(d, n_vehicles=300, seed=demo_seed(2), pool=True)
-    truth = _check_layout(d, summary)
-    assert summary["pooled"]
-    assert summary["n_pictures_rendered"] < 0.7 * summary["n_images"]
-    # Normal images are hard links into the pool; outliers are rendered alone.
-    raw = d / "raw_data"
-    nlink_normal = [os.stat(raw / t["rel_path"]).st_nlink for t in truth
-                    if t["is_outlier"] == "0"]
-    nlink_out = [os.stat(raw / t["rel_path"]).st_nlink for t in truth if t["is_outlier"] == "1"]
-    if summary["linked"]:
-        assert np.mean(np.array(nlink_normal) > 1) > 0.3
-    assert all(n == 1 for n in nlink_out)
+def _pictures(d):
+    """Per vehicle: (inode, bytes) of every picture file."""
+    with open(d / "truth.csv", newline="") as f:
+        truth = list(csv.DictReader(f))
+    by = {}
+    for t in truth:
+        p = d / "raw_data" / t["rel_path"]
+        by.setdefault(t["vehicle_id"], []).append((os.stat(p).st_ino, p.read_bytes()))
+    return truth, by
 
 
-def test_pool_descriptors_match_unpooled(tmp_path):
-    a = demo.generate(tmp_path / "p", n_vehicles=25, seed=demo_seed(4), pool=True)
-    b = demo.generate(tmp_path / "q", n_vehicles=25, seed=demo_seed(4), pool=False)
-    for name in demo.MODEL_DIMS:
-        assert Path(a["paths"]["descriptors"][name]).read_bytes() == \
-            Path(b["paths"]["descriptors"][name]).read_bytes()
-    for f in ("truth.csv", "images_paths.csv"):
-        assert (tmp_path / "p" / f).read_bytes() == (tmp_path / "q" / f).read_bytes()
+def test_no_picture_is_shared_between_vehicles(tmp_path, monkeypatch):
+    """Drawn by two processes (as above 20,000 images): every file its own, byte-identical to one process."""
+    monkeypatch.setattr(demo, "_PARALLEL_ROWS", 0)
+    s = demo.generate(tmp_path / "two", n_vehicles=60, seed=demo_seed(2), n_jobs=2)
+    assert s["n_pictures_rendered"] == s["n_images"]
+    truth, by = _pictures(tmp_path / "two")
+    owner_of_inode, owner_of_bytes = {}, {}
+    for vid, pics in by.items():
+        for ino, data in pics:
+            assert owner_of_inode.setdefault(ino, vid) == vid, "one file for two vehicles"
+            assert owner_of_bytes.setdefault(hashlib.sha1(data).digest(), vid) == vid, \
+                "identical pictures of two vehicles"
+    assert len(owner_of_inode) == len(truth)
+    monkeypatch.setattr(demo, "_PARALLEL_ROWS", 10 ** 9)
+    demo.generate(tmp_path / "one", n_vehicles=60, seed=demo_seed(2), n_jobs=1)
+    for f in ("truth.csv", "images_paths.csv", "descriptors/osnet.pickle"):
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
+    assert _pictures(tmp_path / "one")[1].keys() == by.keys()
+    for vid, pics in _pictures(tmp_path / "one")[1].items():
+        assert [b for _, b in pics] == [b for _, b in by[vid]]
 
 
 def test_bad_arguments(tmp_path):
