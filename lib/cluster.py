@@ -422,7 +422,9 @@ def choose(Z, ks=DEFAULT_KS, sample_size=SWEEP_SAMPLE, silhouette_size=SILHOUETT
         lo, hi = rows[0]["k"], rows[-1]["k"]
         k_hat = _rule(rows)
         note, widened, at_end = None, None, False
-        if k_hat == hi:
+        if lo == hi:  # a range of one k is the user's choice, not an end to widen past
+            note = f"k = {lo} was given (a range of one k); the verdict says whether it beats one cluster"
+        elif k_hat == hi:
             step = max(1, hi // 6)
             extra = [k for k in range(hi + step, WIDEN * hi + 1, step) if k <= sw.max_k]
             if extra:

@@ -71,6 +71,15 @@ def test_a_gap_still_rising_after_widening_is_weak_and_says_so():
     assert c.structure == "weak" and "still rises" in c.note and "not a k the data chose" in c.note
 
 
+def test_a_range_of_one_k_is_kept_not_widened():
+    # the user fixed k (--k-min 4 --k-max 4): the answer is that k, whatever the data would have chosen
+    X, _ = make_blobs(n_samples=2000, centers=7, n_features=6, cluster_std=0.5, center_box=(-20, 20),
+                      random_state=1)
+    c = cluster.choose(X.astype(np.float32), ks=(4,), sample_size=2000, silhouette_size=1000)
+    assert c.k == 4 and c.widened_to is None and [r["k"] for r in c.scores] == [4]
+    assert "was given" in c.note and c.structure in ("clear", "weak")
+
+
 def test_best_k_at_the_start_of_a_range_above_two_is_noted():
     X, _ = make_blobs(n_samples=2000, centers=3, n_features=5, cluster_std=0.5, center_box=(-20, 20),
                       random_state=4)
