@@ -40,11 +40,14 @@ def same_vehicle_recall(knn_idx, vehicle_codes, k=RECALL_K):
 
     Per image: same-vehicle neighbours in the top ``k`` divided by
     ``min(k, photos of that vehicle - 1)``; images whose vehicle has one photo
-    are left out. The neighbour table never holds the image itself.
+    are left out. The neighbour table never holds the image itself; an
+    entry of -1 is no neighbour (a table with near-duplicate frames taken
+    out, :func:`lib.outliers.group_neighbours`).
     """
     counts = np.bincount(vehicle_codes)
     others = counts[vehicle_codes] - 1
-    hits = (vehicle_codes[knn_idx[:, :k]] == vehicle_codes[:, None]).sum(axis=1)
+    idx = knn_idx[:, :k]
+    hits = ((vehicle_codes[np.maximum(idx, 0)] == vehicle_codes[:, None]) & (idx >= 0)).sum(axis=1)
     has = others > 0
     if not has.any():
         return float("nan")

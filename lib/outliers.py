@@ -289,22 +289,6 @@ def chance_recall(vehicle_codes, k=K):
     return float((expected_hits / np.minimum(k, others[has])).mean())
 
 
-def identity_recall(idx, vehicle_codes):
-    """Same-vehicle recall of a group-aware neighbour table (:func:`group_neighbours`, -1 = none).
-
-    As :func:`lib.evidence.same_vehicle_recall`, but the image's own
-    near-duplicate frames never count: they are found by any model, even one
-    without structure.
-    """
-    valid = idx >= 0
-    hits = ((vehicle_codes[np.maximum(idx, 0)] == vehicle_codes[:, None]) & valid).sum(axis=1)
-    others = np.bincount(vehicle_codes)[vehicle_codes] - 1
-    has = others > 0
-    if not has.any():
-        return float("nan")
-    return float((hits[has] / np.minimum(idx.shape[1], others[has])).mean())
-
-
 def effective_weights(weights):
     """The models' weights, or equal weights when no model beats chance at all.
 

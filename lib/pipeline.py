@@ -296,19 +296,20 @@ def _outlier_and_evidence_steps(db, model, Z, result, rep, duplicate_threshold, 
         result.outlier_z, result.outlier_log10_p = outliers.model_score(zs, nonfinite)
         result.outlier_causes = outliers.causes(zs, nonfinite)
         group_idx, _ = outliers.group_neighbours(result.knn_idx, result.knn_dist, rep)
-        identity = outliers.identity_recall(group_idx, vehicle_codes)
+        identity = evidence.same_vehicle_recall(group_idx, vehicle_codes)
         weight = outliers.trust(identity, outliers.chance_recall(vehicle_codes))
         _insert_outliers(db, model, result.outlier_log10_p, rep, outliers.flagged_by(raw), result.outlier_causes)
     db.insert("outlier_scores", {"model": [model] * n, "image_id": np.arange(n, dtype=np.int32), **raw})
 
     with prog.stage("evidence", model=model):
         chance = evidence.chance_corrected_consistency(labels, vehicle_codes, random_state=cfg.random_state)
-        proof = dict(same_vehicle_recall=evidence.same_vehicle_recall(result.knn_idx, vehicle_codes),
+        # the image's own near-duplicate frames never count as finding the same vehicle: any model finds them
+        proof = dict(same_vehicle_recall=identity,
                      vehicle_consistency=chance["observed"], consistency_expected=chance["expected"],
                      consistency_kappa=chance["kappa"],
                      stability_ari=evidence.stability(Z, result.info["chosen_k"], cfg.sweep_sample,
                                                       random_state=cfg.random_state))
-    result.info = dict(result.info, **proof, identity_recall=identity, outlier_weight=weight,
+    result.info = dict(result.info, **proof, outlier_weight=weight,
                        duplicate_threshold=duplicate_threshold,
                        seconds=result.info["seconds"] + time.perf_counter() - t_model)
     db.insert("models", {c: [v] for c, v in result.info.items()})

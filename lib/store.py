@@ -33,7 +33,7 @@ CREATE TABLE models(
     nonfinite_rows BIGINT, map_knn_preservation DOUBLE, vector_table VARCHAR,
     sweep_sample_rows INTEGER, silhouette_sample_rows INTEGER, seconds DOUBLE,
     parts VARCHAR, same_vehicle_recall DOUBLE, vehicle_consistency DOUBLE, stability_ari DOUBLE,
-    identity_recall DOUBLE, outlier_weight DOUBLE, duplicate_threshold DOUBLE,
+    outlier_weight DOUBLE, duplicate_threshold DOUBLE,
     metric VARCHAR, structure VARCHAR, k_note VARCHAR, gap_at_k DOUBLE, gap_se_at_k DOUBLE,
     consistency_expected DOUBLE, consistency_kappa DOUBLE, color_nmi DOUBLE,
     rank_neighbours INTEGER, rank_neighbours_reason VARCHAR, rank_groups INTEGER, rank_groups_reason VARCHAR);

@@ -107,7 +107,26 @@ def test_duplicate_threshold_is_far_below_same_vehicle_distances(rex, realistic_
         assert m.loc[model, "duplicate_threshold"] < 0.5 * d.median()
 
 
+def test_own_frames_never_count_as_finding_the_same_vehicle(rex, realistic_truth):
+    """Every model finds a burst's other frames; only a model with identity finds the vehicle's other photos."""
+    recall = rex.models().set_index("model")["same_vehicle_recall"]
+    chance = outliers.chance_recall(realistic_truth["vehicle_id"].to_numpy())
+    assert recall["noise"] < 3 * chance
+    assert recall["osnet"] > 0.9
+
+
 # the parts, on small exact cases
+
+def test_recall_of_a_table_with_frames_taken_out():
+    from lib import evidence
+
+    vehicles = np.array([0, 0, 0, 1, 1, 1])
+    idx = np.array([[1, 3], [0, 4], [3, 4], [4, 0], [3, 1], [0, 1]])
+    assert evidence.same_vehicle_recall(idx, vehicles, k=2) == pytest.approx(np.mean([.5, .5, 0, .5, .5, 0]))
+    rep = np.array([0, 0, 2, 3, 4, 5])  # 0 and 1 are frames of one pass
+    grouped, _ = outliers.group_neighbours(idx, np.ones(idx.shape), rep, k=2)
+    assert grouped[0].tolist() == [3, -1] and grouped[1].tolist() == [4, -1]
+    assert evidence.same_vehicle_recall(grouped, vehicles, k=2) == pytest.approx(np.mean([0, 0, 0, .5, .5, 0]))
 
 def test_one_sure_model_puts_an_image_on_top_where_averaging_diluted_it():
     rng = np.random.default_rng(0)
