@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (algorithms, cluster, combine, descriptors, duplicates, embed, evidence, images, metric, neighbors,
-               outliers, projection, reduce, store)
+from . import (algorithms, cluster, combine, descriptors, duplicates, embed, evidence, images, krange, metric,
+               neighbors, outliers, projection, reduce, store)
 from .progress import Progress
 
 
@@ -92,6 +92,7 @@ def load(data_dir, db_path, config=None, progress=None):
         if unknown:
             raise descriptors.InputError("--metric", f"no descriptor file for model(s) {', '.join(unknown)}")
         n = len(image_list)
+        krange.check_ks(cfg.ks, n)  # a LoadConfig built in code gets the CLI's one-line refusal too
         # fail before hours of work: reading is a memory map, so checking every file is cheap
         for path in files.values():
             descriptors.check(descriptors.load_array(path), path, n_rows=n)

@@ -51,7 +51,7 @@ def labels_by_path(con, model):
                                WHERE a.model = ?""", [model]).fetchall())
 
 
-def test_held_back_vehicles_get_the_clusters_of_a_full_load(demo_dir, demo_db, tmp_path, monkeypatch):
+def test_held_back_vehicles_get_the_clusters_of_a_full_load(demo_dir, demo_db, tmp_path):
     """Load the demo without 10% of its vehicles, assign those, compare with the full load.
 
     The training load is told the k the full load chose (k is the loader's choice, not assign's, and
@@ -59,10 +59,7 @@ def test_held_back_vehicles_get_the_clusters_of_a_full_load(demo_dir, demo_db, t
     training load's clusters are matched to the full load's by the Hungarian method on their
     contingency table over the images both loads saw.
     """
-    from lib import cluster
-
     held_rows = split_by_vehicle(demo_dir, tmp_path / "train", tmp_path / "held", seed=demo_seed(0))
-    monkeypatch.setattr(cluster, "WIDEN", 1)  # a one-k range is the range's end: keep it, do not widen it
     full = store.connect(demo_db[0])
     chosen = dict(full.execute("SELECT model, chosen_k FROM models").fetchall())
     by_k, results = {}, {}

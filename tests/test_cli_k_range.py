@@ -51,13 +51,14 @@ def test_a_single_k_runs_with_every_algorithm(tmp_path, data):
     db = loaded(tmp_path, data, "--k-min", "4", "--k-max", "4")
     ex = Explorer(db)
     try:
-        # the range's one k is swept and nothing below it (the loader may widen a range whose end wins)
-        assert (ex.models()["chosen_k"] >= 4).all() and sorted(ex.models()["model"]) == ["alpha", "beta"]
+        # a range of one k is the user's choice: that k, never widened
+        assert (ex.models()["chosen_k"] == 4).all() and sorted(ex.models()["model"]) == ["alpha", "beta"]
+        assert ex.models()["k_note"].str.contains("was given").all()
         runs = ex.algorithm_runs()
         assert set(runs["algorithm"]) == set(algorithms.ALGORITHMS)
         for r in runs[runs.algorithm != "hdbscan"].itertuples():  # hdbscan has no k
             values = list(ex.algorithm_sweep(r.model, r.algorithm)["value"])
-            assert values[0] == 4 and r.k in values, (r.model, r.algorithm, values, r.k)
+            assert values == [4] and r.k == 4, (r.model, r.algorithm, values, r.k)
     finally:
         ex.close()
 
@@ -105,3 +106,13 @@ def test_an_inverted_range_is_refused_before_the_folder_is_read(tmp_path):
     r = run_cli("load", str(tmp_path / "no-such-folder"), "--db", str(db), "--k-min", "9", "--k-max", "3")
     assert (r.returncode, r.stderr) == (2, "error: --k-min/--k-max: --k-min 9 is greater than --k-max 3\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_load_config_built_in_code_is_checked_too(tmp_path, data):
+    from lib import pipeline
+
+    db = tmp_path / "v.duckdb"
+    with pytest.raises(InputError) as e:
+        pipeline.load(data, db, pipeline.LoadConfig(ks=(1, 2, 3)))
+    assert e.value.path == "--k-min/--k-max" and "at least 2" in e.value.problem
+    assert not db.exists() and not store.builds_dir(db).exists()
