@@ -258,6 +258,15 @@ def similar_link(model, image_id):
     return f"/similar?model={model}&image={int(image_id)}"
 
 
+def colour_label(name, share):
+    """A cluster's colour for people: "mostly red (62%)", "mixed colours (top: 31%)", or nothing."""
+    if not name:
+        return "no colour measured"
+    if name == images.MIXED:
+        return f"mixed colours (the commonest {share:.0%})" if share == share else "mixed colours"
+    return f"mostly {name} ({share:.0%})"
+
+
 def one_in_text(n):
     """An outlier's rarity for people: "1 in 3,400", "1 in >1,000,000,000"."""
     return ">1,000,000,000" if n >= 1e9 else f"{int(n):,}"

@@ -167,8 +167,8 @@ class Explorer:
         return os.path.basename(self.build_path)
 
     def clusters(self, model, algorithm=DEFAULT_ALGORITHM):
-        """Clusters of a model with size, share of all images and colour name (-1 = noise)."""
-        return self.df("""SELECT cluster, size, size / sum(size) OVER () AS share, color_name
+        """Clusters of a model with size, share of all images, colour name and that colour's share (-1 = noise)."""
+        return self.df("""SELECT cluster, size, size / sum(size) OVER () AS share, color_name, color_share
                           FROM algorithm_clusters WHERE model = ? AND algorithm = ? ORDER BY cluster""",
                        [model, algorithm])
 

@@ -5,7 +5,7 @@ import altair as alt
 import streamlit as st
 
 import ui
-from lib import reviews
+from lib import images, reviews
 from lib.queries import DEFAULT_ALGORITHM, int_param
 
 ex = ui.explorer()
@@ -35,7 +35,7 @@ with left:
     event = st.altair_chart(chart, on_select="rerun", key=f"map-{model}-{algo}", width="stretch")
 with right:
     labels = [("noise" if r.cluster < 0 else str(r.cluster)) + f"{name_of(r.cluster)}: {r.size:,} images "
-              f"({r.share:.1%}), mostly {r.color_name}" for r in clusters.itertuples()]
+              f"({r.share:.1%}), {ui.colour_label(r.color_name, r.color_share)}" for r in clusters.itertuples()]
     ids = [int(c) for c in clusters["cluster"]]
     ui.follow_url("cluster_pick", "cluster",
                   lambda raw: c if (c := int_param(raw, -1, max(ids), None)) in ids else ids[0], ids)
@@ -46,7 +46,9 @@ with right:
     n_vehicles, top = ex.cluster_vehicles(model, cluster, algorithm=algo)
     m1, m2, m3 = st.columns(3)
     m1.metric("Images", f"{int(row['size']):,}", help="share of all images: " + f"{row['share']:.1%}")
-    m2.metric("Colour", row["color_name"] or "—", help="most common colour measured at the centre of its images")
+    m2.metric("Colour", row["color_name"] or "—",
+              help=ui.colour_label(row["color_name"], row["color_share"]).capitalize() + " of its images' body "
+                   f"colours; '{images.MIXED}' when no colour holds half of them.")
     m3.metric("Vehicles", f"{n_vehicles:,}")
     st.caption("Vehicles with most photos here: " + ", ".join(
         f"`{v.vehicle_id}` ({v.photos} of its {v.of_all})" for v in top.itertuples()))
