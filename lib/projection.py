@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import reduce as _reduce
-from . import store
+from . import metric, store
 
 TABLES = ("pca_mean", "pca_components", "cluster_centres")
 NOVELTY_QUANTILE = 0.99
@@ -102,8 +102,15 @@ def reduce(con, model, descriptors):
     """
     parts = combination_parts(con, model)
     if parts is None:
-        return _reduce.transform(load_pca(con, model), descriptors[model])
-    return np.hstack([_reduce.transform(load_pca(con, p), descriptors[p]) * np.float32(w) for p, w in parts])
+        return _reduce.transform(load_pca(con, model), _as_loaded(con, model, descriptors[model]))
+    return np.hstack([_reduce.transform(load_pca(con, p), _as_loaded(con, p, descriptors[p])) * np.float32(w)
+                      for p, w in parts])
+
+
+def _as_loaded(con, model, X):
+    """The rows as the loader fed them to the PCA: L2-normalised (in a copy) for a cosine model."""
+    row = con.execute("SELECT metric FROM models WHERE model = ?", [model]).fetchone()
+    return metric.normalise_rows(np.array(X, dtype=np.float32)) if row and row[0] == "cosine" else X
 
 
 def centres(con, model):

@@ -241,3 +241,27 @@ def test_a_loaded_combination_is_assigned_as_the_loader_clustered_it(tmp_path):
         assert set(b.models()) == {"alpha", "beta", "alpha+beta"}
     finally:
         b.close()
+
+
+def test_a_cosine_model_is_assigned_as_the_loader_reduced_it(tmp_path):
+    """The loader L2-normalises a cosine model's rows before its PCA; assign must do the same to new rows."""
+    data = make_tiny(tmp_path / "data")
+    db = tmp_path / "cos.duckdb"
+    pipeline.load(data, db, dataclasses.replace(TINY_CONFIG, metrics={"alpha": "cosine"}))
+    with store.connect(db) as con:
+        assert dict(con.execute("SELECT model, metric FROM models").fetchall()) == {"alpha": "cosine",
+                                                                                   "beta": "euclidean"}
+        X = {p: np.asarray(descriptors.load_array(f), dtype=np.float32) for p, f in descriptors.discover(data).items()}
+        raw = X["alpha"].copy()
+        np.testing.assert_allclose(projection.reduce(con, "alpha", X), projection.stored_vectors(con, "alpha"),
+                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(X["alpha"], raw)  # the caller's rows are left as they were
+        labels = con.execute("SELECT cluster FROM assignments WHERE model = 'alpha' ORDER BY image_id"
+                             ).fetchnumpy()["cluster"]
+    assign(data, db, name="again")
+    b = batches.Batch(db, "again")
+    try:
+        got = b.df("SELECT cluster FROM assignments WHERE model = 'alpha' ORDER BY image_id")["cluster"].to_numpy()
+        assert (got == labels).mean() >= 0.99
+    finally:
+        b.close()

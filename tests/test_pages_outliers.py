@@ -2,12 +2,11 @@
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from lib import store
 from lib.queries import Explorer
 
-TIMEOUT = 120
+from .test_pages import run_page
 
 
 @pytest.fixture()
@@ -19,13 +18,6 @@ def real_app(realistic_db, monkeypatch, tmp_path):
 
     monkeypatch.setattr(ui, "DB_PATH", Path(db))
     return db
-
-
-def run_page(name, **params):
-    at = AppTest.from_file(f"../pages/{name}.py", default_timeout=TIMEOUT)
-    for k, v in params.items():
-        at.query_params[k] = v
-    return at.run()
 
 
 def captions(at):
