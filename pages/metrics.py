@@ -3,6 +3,7 @@ import altair as alt
 import streamlit as st
 
 import ui
+from lib import reduce
 
 ex = ui.explorer()
 model = ui.pick_model(ex)
@@ -68,7 +69,8 @@ curve = ex.pca_curve(model, max_components=max(200, 2 * int(info["pca_dim"])))
 pca_dim = int(info["pca_dim"])
 st.write(f"{int(info['dim'])} descriptor dims reduced to **{pca_dim}** components, keeping "
          f"**{info['explained_variance']:.1%}** of the variance (rule: fewest components reaching 90%, "
-         "none below the noise floor (Gavish–Donoho threshold), between 2 and 64).")
+         "none below the noise floor (Gavish–Donoho threshold) where the components above it keep "
+         f"{reduce.FLOOR_MIN_VARIANCE:.0%} of the variance, between 2 and 64).")
 c = alt.Chart(curve).mark_line().encode(
     x=alt.X("component:Q"), y=alt.Y("cumulative:Q", title="cumulative explained variance", scale=alt.Scale(domain=[0, 1])),
     tooltip=["component", alt.Tooltip("cumulative:Q", format=".1%")])
