@@ -207,7 +207,13 @@ class GapReference:
 
 
 def one_se_rule(ks, gaps, ses):
-    """Tibshirani's rule: the smallest k with ``gap(k) >= gap(k') - s(k')``, k' the next k tried.
+    """The one-standard-error rule at the largest gap: the smallest k with ``gap(k) >= gap(k*) - s(k*)``.
+
+    ``k*`` is the k of the largest gap (Dudoit & Fridlyand's "global" form of
+    Tibshirani's rule, R's ``cluster::maxSE(method="globalSEmax")``).
+    Tibshirani's first-local-maximum form stops at k = 1 whenever two
+    clusters barely beat one, as with four blobs in two close pairs, even
+    when four clusters beat one by far.
 
     Parameters
     ----------
@@ -219,10 +225,10 @@ def one_se_rule(ks, gaps, ses):
     int
         The chosen k; the last k if the gap rises all the way.
     """
-    for i in range(len(ks) - 1):
-        if gaps[i] >= gaps[i + 1] - ses[i + 1]:
-            return int(ks[i])
-    return int(ks[-1])
+    gaps = np.asarray(gaps, dtype=np.float64)
+    best = int(np.argmax(gaps))
+    limit = gaps[best] - ses[best]
+    return int(ks[int(np.argmax(gaps >= limit))])
 
 
 def verdict(k, gap, se, at_end=False):
@@ -389,7 +395,7 @@ def choose(Z, ks=DEFAULT_KS, sample_size=SWEEP_SAMPLE, silhouette_size=SILHOUETT
        ``gap_rows`` rows in the sample's principal-component box, KMeans on
        each; the data's term on ``gap_rows`` rows of the sample. Computed for
        the k of :func:`gap_ks`, and for k = 1.
-    3. Tibshirani's one-standard-error rule (:func:`one_se_rule`) over k = 1
+    3. The one-standard-error rule at the largest gap (:func:`one_se_rule`) over k = 1
        and those k. If it lands on the range's end, the range is widened once
        on the same sample, up to :data:`WIDEN` times its end in about six
        steps, and the rule runs again.

@@ -45,7 +45,8 @@ def first_page():
 f1, f2, f3, f4 = st.columns(4)
 f1.toggle("Unreviewed only", key="o_unreviewed", on_change=first_page)
 f2.selectbox("Flagged by", [ANY] + causes, key="o_cause", on_change=first_page,
-             format_func=lambda c: "any detector or model" if c == ANY else c,
+             format_func=lambda c: ("any detector or model" if c == ANY
+                                    else f"{c}: {outliers.CAUSES[c]}" if c in outliers.CAUSES else c),
              help="the detector (or, for consensus, the model) that put the image in its top 1%")
 if model == "consensus":
     f3.selectbox("Clusters of", ex.model_names(), key="o_cmodel", on_change=first_page)
@@ -100,6 +101,8 @@ else:
              f"(an entry is an image or a group of near-identical frames; page {page} of {n_pages})")
 
 saved = rev.verdicts(df["path"])
+# with a "flagged by" filter, each caption also says where that filter matched (the cause names the strongest)
+flagged = ex.why_flagged(df["image_id"]) if cause else {}
 thumbs = ex.thumbnails(df["image_id"])
 link_model = ex.model_names()[0] if model == "consensus" else model
 
@@ -119,7 +122,8 @@ for n, r in enumerate(df.itertuples()):
     with cols[n % COLUMNS]:
         ui.picture(thumbs[i], f"#{r.rank} · id {i} · 1 in {ui.one_in_text(r.one_in)}{ui.copies_note(r.copies)}",
                    ui.similar_link(link_model, i))
-        st.caption(f"why: {r.cause}" if r.cause else "nothing unusual stands out")
+        why = f"why: {r.cause}" if r.cause else "nothing unusual stands out"
+        st.caption(why + (f" · top 1% by {flagged[i]}" if i in flagged else ""))
         st.segmented_control("Verdict", reviews.VERDICTS, key=f"verdict-{i}", on_change=save, args=(r.path, i),
                              label_visibility="collapsed")
         st.text_input("Note", key=f"note-{i}", on_change=save, args=(r.path, i), placeholder="note",

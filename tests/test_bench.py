@@ -10,7 +10,8 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
                 "--app-rounds", "2", "--loader-args=--k-max 6 --map-iters 60"])
     text = out.read_text()
     for section in ("## Loader", "## Peers", "## App", "| page | median s | slowest s |", "scikit-learn TSNE",
-                    "extrapolated", "recall@10", "## Clustering algorithms", "| hdbscan |", "Ranking ("):
+                    "extrapolated", "recall@10", "## Clustering algorithms", "| hdbscan |",
+                    "Recommendations (rules in the README", "(`models.rank_groups`): 1. ", "(`models.rank_neighbours`): 1. "):
         assert section in text
     assert res["rows"] > 300 and res["load_peak_mb"] > 50
     app = res["app"]

@@ -151,3 +151,11 @@ def test_imports_run_one_way_and_no_private_scikit_learn():
         for name in _imports(path):
             assert not any(part.startswith("_") and not part.startswith("__")
                            for part in name.lstrip(".").split(".")[1:] if name.startswith("sklearn")), (path, name)
+
+
+def test_rule_looks_past_a_flat_start():
+    # two clusters barely beat one (0.026 < its SE), four beat one by far: the rule must not stop at 1
+    # (the numbers of a real sweep: 4 blobs in two close pairs, where Tibshirani's first-maximum form said k = 1)
+    ks, gaps, ses = [1, 2, 3, 4, 5], [0, 0.026, 0.889, 3.52, 3.446], [0, 0.028, 0.03, 0.036, 0.035]
+    assert cluster.one_se_rule(ks, gaps, ses) == 4
+    assert cluster.verdict(4, 3.52, 0.05) == "clear"
