@@ -213,13 +213,23 @@ def ensure_database():
     st.rerun()
 
 
-def pick_model(ex, extra=()):
-    """Sidebar model picker, kept in the URL (``?model=``) so links carry it."""
+def pick_model(ex, extra=(), purpose=None, default=None):
+    """Sidebar model picker, kept in the URL (``?model=``) so links carry it.
+
+    Without ``model=`` in the URL the page opens on ``default``, else on the
+    model recommended for ``purpose`` (``Explorer.recommended``), and says so.
+    """
     names = list(extra) + ex.model_names()
-    default = names[len(extra)] if ex.model_names() else names[0]
+    why = None
+    if default is None and purpose:
+        default, why = ex.recommended(purpose)
+    if default not in names:
+        default, why = (names[len(extra)] if ex.model_names() else names[0]), None
     follow_url("model_picker", "model", lambda raw: url_choice("model", names, default, where=st.sidebar), names)
     model = st.sidebar.selectbox("Model", names, key="model_picker")
     to_url("model_picker", "model", model)
+    if why and model == default:
+        st.sidebar.caption(f"{model}: {why}")
     return model
 
 

@@ -16,7 +16,7 @@ import json
 import os
 import re
 
-from . import images, store
+from . import images, outliers, store
 from .algorithms import DEFAULT as DEFAULT_ALGORITHM
 
 
@@ -138,6 +138,36 @@ class Explorer:
                                  calinski_harabasz, map_knn_preservation, dim, pca_dim,
                                  rank_groups_reason, rank_neighbours_reason
                           FROM models ORDER BY rank_groups NULLS LAST, rank_neighbours, model""")
+
+    def recommended(self, purpose):
+        """The model a page should open on, and why in a few words.
+
+        Parameters
+        ----------
+        purpose : {"neighbours", "groups"}
+            Finding the same vehicle (``rank_neighbours``) or interpretable
+            clusters (``rank_groups``; with no model ranked for groups, the
+            neighbours' first).
+
+        Returns
+        -------
+        (str, str) or (None, None)
+            ``("osnet", "best at finding the same vehicle")``; (None, None) for
+            a build without the ranks.
+        """
+        col = {"neighbours": "rank_neighbours", "groups": "rank_groups"}[purpose]
+        cols = set(self._models.columns)
+        if col not in cols:
+            return None, None
+        first = self._models[self._models[col] == 1]
+        if len(first):
+            what = "best at finding the same vehicle" if purpose == "neighbours" else "clearest groups"
+            return str(first["model"].iloc[0]), what
+        if purpose == "groups":
+            model, _ = self.recommended("neighbours")
+            return model, ("no model has cluster structure; best at finding the same vehicle"
+                           if model else None)
+        return None, None
 
     def agreement(self):
         """ARI, NMI and 10-NN overlap for every ordered pair of models."""
@@ -322,7 +352,7 @@ class Explorer:
 
     # outliers
     def outliers(self, model, page=1, per_page=24, cluster_model=None, cluster=None, cause=None,
-                 exclude_paths=None):
+                 exclude_paths=None, flagged_only=False):
         """One page of the outlier ranking (rank 1 = most unusual) and the number of matching images.
 
         A near-duplicate group is one entry (its representative, ``copies`` = its size): the ranking
@@ -339,6 +369,8 @@ class Explorer:
             the consensus) or, for the consensus, this model put in its top 1%.
         exclude_paths : list of str, optional
             Leave these images out (e.g. the reviewed ones).
+        flagged_only : bool
+            Only the ranking's top :data:`lib.outliers.FLAG_SHARE` (1%) of entries.
         """
         page = max(1, int(page))
         where, params = ["o.model = ?"], [model]
@@ -355,6 +387,9 @@ class Explorer:
             else:
                 where.append("list_contains(string_split(o.flagged_by, ','), ?)")
             params.append(cause)
+        if flagged_only:  # by rank, so that a page of flagged entries has no gaps in its ranks
+            where.append("o.rank <= (SELECT ceil(max(rank) * ?) FROM outliers WHERE model = ?)")
+            params += [outliers.FLAG_SHARE, model]
         if exclude_paths:
             where.append("i.path NOT IN (SELECT unnest(?::VARCHAR[]))")
             params.append(list(exclude_paths))

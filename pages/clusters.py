@@ -10,7 +10,7 @@ from lib.queries import DEFAULT_ALGORITHM, int_param
 
 ex = ui.explorer()
 rev = ui.review_store()
-model = ui.pick_model(ex)
+model = ui.pick_model(ex, purpose="groups")
 algo = ui.pick_algorithm(ex, model)
 st.title(f"Clusters: {model}")
 clusters = ex.clusters(model, algo)

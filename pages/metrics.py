@@ -6,7 +6,7 @@ import ui
 from lib import reduce
 
 ex = ui.explorer()
-model = ui.pick_model(ex)
+model = ui.pick_model(ex, purpose="groups")
 info = ex.models().set_index("model").loc[model]
 k = int(info["chosen_k"])
 st.title(f"Metrics: {model}")

@@ -10,7 +10,7 @@ COLUMNS = 4  # room for the verdict buttons under each image
 ANY, ALL = "any", "all"  # not None: a selectbox shows None as an empty choice
 ex = ui.explorer()
 rev = ui.review_store()
-model = ui.pick_model(ex, extra=("consensus",))
+model = ui.pick_model(ex, extra=("consensus",), default="consensus")
 st.title(f"Outliers: {model}")
 st.caption("Rank 1 = most unusual. Every detector's score (distance to the nearest images, local outlier factor, "
            "distance to the cluster centre, IsolationForest, distance from the vehicle's other photos) is turned "
@@ -31,6 +31,7 @@ if state.get("o_model") != model:  # another ranking starts at its first page
         state["o_page"] = 1
 if fresh:
     state["o_unreviewed"] = q.get("unreviewed") == "1"
+    state["o_flagged"] = q.get("flagged") != "0"  # the flagged images unless a link asks for all
     state["o_cause"] = ui.url_choice("cause", causes, ANY, "cause")
 if state["o_cause"] not in [ANY] + causes:  # the ranking changed to one without this cause
     state["o_cause"] = ANY
@@ -43,6 +44,8 @@ def first_page():
 
 
 f1, f2, f3, f4 = st.columns(4)
+f1.toggle("Flagged only", key="o_flagged", on_change=first_page,
+          help="only the top 1% of this ranking (an entry is an image or a group of near-identical frames)")
 f1.toggle("Unreviewed only", key="o_unreviewed", on_change=first_page)
 f2.selectbox("Flagged by", [ANY] + causes, key="o_cause", on_change=first_page,
              format_func=lambda c: ("any detector or model" if c == ANY
@@ -72,17 +75,19 @@ exclude = rev.reviewed_paths() if state["o_unreviewed"] else None
 if fresh:
     state["o_page"] = int_param(q.get("page", "1"), 1, 10**9, 1)
 page = max(1, int(state["o_page"]))
-df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude)
+df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude, state["o_flagged"])
 n_pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
 if page > n_pages:  # a link or a filter past the last page: show the last one
     page = n_pages
-    df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude)
+    df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude, state["o_flagged"])
 state["o_page"] = page
 st.number_input("Page", 1, n_pages, key="o_page")
 
 url = {"model": model, "page": str(page)}
 if state["o_unreviewed"]:
     url["unreviewed"] = "1"
+if not state["o_flagged"]:
+    url["flagged"] = "0"
 if cause:
     url["cause"] = cause
 if model == "consensus":

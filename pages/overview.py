@@ -46,7 +46,7 @@ st.caption("Scores are for the final clustering at the chosen k, computed on a r
            "image's 10 nearest neighbours that stay among its 10 nearest on the 2-D map.")
 
 st.subheader("Cluster sizes")
-model = ui.pick_model(ex)
+model = ui.pick_model(ex, purpose="groups")
 algo = ui.pick_algorithm(ex, model)
 cl = ex.clusters(model, algo)
 names = [*COLOR_NAMES, MIXED]

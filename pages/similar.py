@@ -4,7 +4,7 @@ import streamlit as st
 import ui
 
 ex = ui.explorer()
-model = ui.pick_model(ex)
+model = ui.pick_model(ex, purpose="neighbours")
 algo = ui.pick_algorithm(ex, model)
 st.title("Similar cars")
 image_id = ui.pick_image(ex)

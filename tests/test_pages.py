@@ -109,7 +109,7 @@ def test_similar_page_bad_ids_get_a_message(app_db, bad, says):
 
 
 def test_outliers_page_pages_through_the_ranking(app_db):
-    at = run_page("outliers", model="consensus", page="2")
+    at = run_page("outliers", model="consensus", page="2", flagged="0")  # the whole ranking, not its top 1%
     no_errors(at)
     assert at.number_input[0].value == 2
     assert at.markdown[0].value.startswith("25–48 of")
@@ -128,7 +128,8 @@ def shown_ids(at):
 def test_outliers_filters_come_from_and_go_to_the_url(app_db):
     from lib.queries import Explorer
 
-    at = run_page("outliers", model="consensus", cause="lof", cmodel="vdc_type", cluster="1", page="1")
+    at = run_page("outliers", model="consensus", cause="lof", cmodel="vdc_type", cluster="1", page="1",
+                  flagged="0")
     no_errors(at)
     assert not at.warning
     assert [at.selectbox[i].value for i in range(3)] == ["lof", "vdc_type", 1]
@@ -146,7 +147,7 @@ def test_outliers_filters_come_from_and_go_to_the_url(app_db):
         ex.close()
     # the URL reproduces the view; changing a filter goes back to page 1
     assert dict(at.query_params) == {"model": "consensus", "page": "1", "cause": "lof", "cmodel": "vdc_type",
-                                    "cluster": "1"}
+                                    "cluster": "1", "flagged": "0"}
     at.selectbox[0].set_value("any").run()
     no_errors(at)
     assert "cause" not in at.query_params and at.query_params["cluster"] == "1"
@@ -292,6 +293,51 @@ def test_password_gate_shows_no_data_before_sign_in(app_db):
     assert at.title[0].value == "Vehicle cluster explorer" and at.metric[0].label == "Images"
 
 
+def opening_model(db, page):
+    """The model a page opens on without ``model=``: the evidence's recommendation for what it shows."""
+    from lib.queries import Explorer
+
+    if page == "outliers":
+        return "consensus"
+    ex = Explorer(db)
+    try:
+        return ex.recommended("neighbours" if page == "similar" else "groups")[0]
+    finally:
+        ex.close()
+
+
+def test_pages_open_on_the_recommended_model_and_say_why(app_db):
+    from lib.queries import Explorer
+
+    ex = Explorer(app_db)
+    try:
+        ranks = ex.compare().set_index("model")
+    finally:
+        ex.close()
+    neighbours = ranks.index[ranks.rank_neighbours == 1][0]
+    groups = ranks.index[ranks.rank_groups == 1][0] if (ranks.rank_groups == 1).any() else neighbours
+    for page, model, why in (("similar", neighbours, "best at finding the same vehicle"),
+                              ("clusters", groups, ""), ("overview", groups, ""), ("metrics", groups, "")):
+        at = run_page(page)
+        no_errors(at)
+        assert at.sidebar.selectbox[0].value == model, page
+        assert any(c.value.startswith(f"{model}: {why}") for c in at.sidebar.caption), page
+        # a model chosen by link is kept, and the recommendation's caption goes with the default
+        other = next(m for m in ranks.index if m != model)
+        at = run_page(page, model=other)
+        assert at.sidebar.selectbox[0].value == other
+        assert not any(c.value.startswith(f"{other}: ") for c in at.sidebar.caption)
+    # Outliers opens on the consensus and its flagged entries (the top 1%); a link can ask for all
+    at = run_page("outliers")
+    no_errors(at)
+    assert at.sidebar.selectbox[0].value == "consensus" and at.toggle[0].value is True
+    flagged = int(at.markdown[0].value.split(" of ")[1].split(" ")[0].replace(",", ""))
+    at = run_page("outliers", flagged="0")
+    assert at.toggle[0].value is False and at.query_params["flagged"] == "0"
+    everything = int(at.markdown[0].value.split(" of ")[1].split(" ")[0].replace(",", ""))
+    assert flagged == -(-everything // 100)  # ceil(1%) of the ranked entries
+
+
 # every query parameter of every page, with hostile or malformed values
 PARAMS = {"overview": ["model"], "metrics": ["model"], "clusters": ["model", "cluster"],
           "similar": ["model", "image"], "outliers": ["model", "page"], "compare": ["image"]}
@@ -305,8 +351,8 @@ def test_garbage_in_every_url_parameter_gives_a_page_not_a_traceback(app_db, pag
     at = run_page(page, **{name: garbage for name in PARAMS[page]}, unknown=garbage)
     no_errors(at)
     assert at.title, "the page drew nothing"
-    if "model" in PARAMS[page] and page != "outliers":
-        assert at.sidebar.selectbox[0].value == "efficientnet-b7"  # the first model, not the garbage
+    if "model" in PARAMS[page]:  # the page's default model, not the garbage
+        assert at.sidebar.selectbox[0].value == opening_model(app_db, page)
     if page == "similar":
         assert "image ID must be a whole number" in at.warning[0].value or "no image" in at.warning[0].value
         assert not images(at)
