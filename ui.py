@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib import batches, images, reviews, store
+from lib import batches, images, reviews, search, store
 from lib.progress import Progress
 from lib.queries import Explorer
 
@@ -247,16 +247,40 @@ def pick_algorithm(ex, model):
 
 
 def pick_image(ex, help=""):
-    """The image ID box, filled from and written back to the URL's ``image``; a bad ID stops the page."""
+    """The search box, filled from and written back to the URL's ``image``; returns one image ID.
+
+    It takes an image ID, a file name, a path (any prefix) or a vehicle ID
+    (:func:`lib.search.find`). A vehicle, or a text that matches several
+    images, is shown as a gallery to pick from; nothing matching gets a
+    warning. Either way the page stops there, with what was typed in the URL.
+    """
     follow_url("image_box", "image", lambda raw: raw or "0")
-    typed = st.text_input("Image ID", key="image_box", help=f"0 … {ex.n_images - 1:,}" + help)
-    try:
-        image_id = ex.check_image_id(typed)
-    except ValueError as e:
-        st.warning(str(e))
+    typed = st.text_input("Image ID, file name, path or vehicle (v12345)", key="image_box",
+                          help=f"image IDs 0 … {ex.n_images - 1:,}; a path may carry any prefix" + help)
+    to_url("image_box", "image", typed.strip() or None)  # the link says what was asked, even when nothing matches
+    found = search.find(ex, typed)
+    if found.kind == "image":
+        if found.also and st.button(f"{typed.strip()} is also a vehicle ID: show vehicle {found.also[1:]}"):
+            st.query_params["image"] = found.also
+            st.rerun()
+        return found.image_ids[0]
+    if found.kind == "none":
+        st.warning(found.message)
         st.stop()
-    to_url("image_box", "image", str(image_id))
-    return image_id
+    st.info(found.message)
+    if found.kind == "vehicle":
+        together = search.vehicle_clusters(ex, found.vehicle_id)
+        st.caption("Does the car stay together? Per model, the clusters its photos fall in.")
+        st.dataframe(together, hide_index=True, width="stretch",
+                     column_config={"largest_share": st.column_config.ProgressColumn(
+                         "in its commonest cluster", format="percent", min_value=0, max_value=1)})
+    paths = ex.paths(found.image_ids)
+    clicked = gallery(ex, found.image_ids, [f"#{i} · {paths[i].rsplit('/', 1)[-1]}" for i in found.image_ids],
+                      buttons="open")
+    if clicked is not None:
+        st.query_params["image"] = str(clicked)
+        st.rerun()
+    st.stop()
 
 
 def picture(jpeg, caption, link=None, where=st):

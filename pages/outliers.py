@@ -77,7 +77,10 @@ if fresh:
 page = max(1, int(state["o_page"]))
 df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude, state["o_flagged"])
 n_pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
-if page > n_pages:  # a link or a filter past the last page: show the last one
+if page > n_pages:  # a link or a filter past the last page: show the last one, and say so
+    if fresh:
+        st.warning(f"The link asks for page {page:,}, but these filters give {n_pages:,} page(s); "
+                   f"showing page {n_pages:,}.")
     page = n_pages
     df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude, state["o_flagged"])
 state["o_page"] = page

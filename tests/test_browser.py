@@ -111,7 +111,7 @@ def test_map_region_selection_lists_images(browser_page):
 
 def test_a_verdict_survives_a_reload(browser_page):
     base, page, errors = browser_page
-    url = f"{base}/outliers?model=consensus&page=3"
+    url = f"{base}/outliers?model=consensus&page=3&flagged=0"  # all ranked entries: page 3 exists
     visit(page, url)
     first = page.locator('[data-testid="stImage"]').first
     caption = page.locator('[data-testid="stImageCaption"]').first.inner_text()
