@@ -373,6 +373,45 @@ class Explorer:
             Only the ranking's top :data:`lib.outliers.FLAG_SHARE` (1%) of entries.
         """
         page = max(1, int(page))
+        base, params = self._outlier_filter(model, cluster_model, cluster, cause, exclude_paths, flagged_only)
+        # one query for the page and the count; a page past the end needs a count of its own
+        df = self.df(f"""SELECT o.rank, o.image_id, i.path, o.score, o.one_in, o.cause, o.flagged_by,
+                                coalesce(g.size, 1) AS copies, i.vehicle_id, i.status,
+                                count(*) OVER () AS total
+                         {base} ORDER BY o.rank LIMIT ? OFFSET ?""",
+                     params + [int(per_page), (page - 1) * int(per_page)])
+        if len(df):
+            total = int(df["total"].iloc[0])
+        else:
+            total = self.scalar(f"SELECT count(*) {base}", params) if page > 1 else 0
+        return df.drop(columns="total"), total
+
+    def outlier_entries(self, model, cluster_model=None, cluster=None, cause=None, exclude_paths=None,
+                        flagged_only=False, ranks=(None, None), limit=None):
+        """The entries of a filtered ranking (as :meth:`outliers` lists them), without paging.
+
+        Parameters
+        ----------
+        ranks : (int or None, int or None)
+            Only ranks from the first to the second, both included (None: no bound).
+        limit : int, optional
+            At most this many, from the top.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``rank, image_id, path``, best rank first.
+        """
+        base, params = self._outlier_filter(model, cluster_model, cluster, cause, exclude_paths, flagged_only)
+        lo, hi = ranks
+        sql = f"SELECT o.rank, o.image_id, i.path {base} AND o.rank BETWEEN ? AND ? ORDER BY o.rank"
+        params = params + [int(lo if lo is not None else 0), int(hi if hi is not None else 2**62)]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self.df(sql, params)
+
+    def _outlier_filter(self, model, cluster_model, cluster, cause, exclude_paths, flagged_only):
         where, params = ["o.model = ?"], [model]
         join = ""
         if cluster is not None:
@@ -396,17 +435,7 @@ class Explorer:
         where.append("coalesce(g.is_representative, true)")  # a near-duplicate group is listed once
         base = (f"FROM outliers o JOIN images i ON i.image_id = o.image_id "
                 f"LEFT JOIN duplicate_groups g ON g.image_id = o.image_id {join} WHERE {' AND '.join(where)}")
-        # one query for the page and the count; a page past the end needs a count of its own
-        df = self.df(f"""SELECT o.rank, o.image_id, i.path, o.score, o.one_in, o.cause, o.flagged_by,
-                                coalesce(g.size, 1) AS copies, i.vehicle_id, i.status,
-                                count(*) OVER () AS total
-                         {base} ORDER BY o.rank LIMIT ? OFFSET ?""",
-                     params + [int(per_page), (page - 1) * int(per_page)])
-        if len(df):
-            total = int(df["total"].iloc[0])
-        else:
-            total = self.scalar(f"SELECT count(*) {base}", params) if page > 1 else 0
-        return df.drop(columns="total"), total
+        return base, params
 
     def why_flagged(self, image_ids):
         """``{image_id: "model: detector, detector; ..."}``: which detectors of which model put it in their top 1%."""

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS cluster_names(
     size INTEGER NOT NULL, signature TEXT NOT NULL, updated_at TEXT NOT NULL,
     PRIMARY KEY (model, build, cluster));
 """
+_UPSERT = """INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT(path) DO UPDATE SET image_id = excluded.image_id, verdict = excluded.verdict,
+             note = excluded.note, build = excluded.build, updated_at = excluded.updated_at"""
+_HISTORY = "INSERT INTO verdict_history VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def default_path(db_path):
@@ -95,6 +99,15 @@ class Reviews:
             return con.execute(sql, params).fetchall()
 
     # verdicts
+    @staticmethod
+    def _save(path, image_id, verdict, note, build, now):
+        """The statements that save one verdict (None with no note clears it) and its history row."""
+        if verdict is None and not note:
+            current = ("DELETE FROM verdicts WHERE path = ?", (path,))
+        else:
+            current = (_UPSERT, (path, image_id, verdict or "unsure", note, build, now))
+        return [current, (_HISTORY, (path, image_id, verdict, note, build, now))]
+
     def set_verdict(self, path, verdict, note="", image_id=None, build=None):
         """Save (or replace) the verdict on one image, at once.
 
@@ -103,19 +116,48 @@ class Reviews:
         """
         if verdict is not None and verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
-        note = (note or "").strip()
+        self._write(self._save(path, image_id, verdict, (note or "").strip(), build, _now()))
+
+    def set_verdicts(self, items, verdict, build=None, skip_reviewed=True):
+        """Give one verdict to many images in one transaction; returns what undoes it.
+
+        Parameters
+        ----------
+        items : iterable of (path, image_id)
+        verdict : str
+            One of :data:`VERDICTS`.
+        skip_reviewed : bool
+            Leave images that already have a verdict as they are (a bulk
+            verdict does not overwrite one given by hand). Notes are kept.
+
+        Returns
+        -------
+        list of (path, image_id, verdict or None, note)
+            The images changed and what they held before; :meth:`restore`
+            puts it back.
+        """
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+        items = [(str(p), None if i is None else int(i)) for p, i in items]
+        before = self.verdicts([p for p, _ in items])
+        undo, statements, now = [], [], _now()
+        for path, image_id in items:
+            old_verdict, note = before.get(path, (None, ""))
+            if old_verdict is not None and (skip_reviewed or old_verdict == verdict):
+                continue
+            undo.append((path, image_id, old_verdict, note))
+            statements += self._save(path, image_id, verdict, note, build, now)
+        if statements:
+            self._write(statements)
+        return undo
+
+    def restore(self, undo, build=None):
+        """Put back the verdicts recorded in ``undo`` (see :meth:`set_verdicts`), in one transaction."""
         now = _now()
-        history = ("INSERT INTO verdict_history VALUES (?, ?, ?, ?, ?, ?)",
-                   (path, image_id, verdict, note, build, now))
-        if verdict is None and not note:
-            current = ("DELETE FROM verdicts WHERE path = ?", (path,))
-        else:
-            current = ("""INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?)
-                          ON CONFLICT(path) DO UPDATE SET image_id = excluded.image_id,
-                          verdict = excluded.verdict, note = excluded.note, build = excluded.build,
-                          updated_at = excluded.updated_at""",
-                       (path, image_id, verdict or "unsure", note, build, now))
-        self._write([current, history])
+        statements = [st for path, image_id, verdict, note in undo
+                      for st in self._save(path, image_id, verdict, note, build, now)]
+        if statements:
+            self._write(statements)
 
     def verdicts(self, paths=None):
         """``{path: (verdict, note)}`` for the given paths (all when None)."""

@@ -72,7 +72,7 @@ def find(ex, text, limit=MAX_MATCHES):
     -------
     Found
     """
-    t = str(text).strip().strip("\"'").replace("\\", "/")
+    t = re.sub("/+", "/", str(text).strip().strip("\"'").replace("\\", "/"))
     if not t:
         return Found("none", message="type an image ID, a file name, a path or a vehicle ID (v12345)")
     if "\x00" in t:

@@ -1,8 +1,12 @@
-"""Outliers: review the ranking page by page; every filter and the page live in the URL."""
+"""Outliers: review the ranking page by page, one entry at a time from the keyboard or many at once.
+
+Every filter and the page live in the URL; the queue's logic is :mod:`lib.review_queue`.
+"""
 import streamlit as st
 
 import ui
 from lib import export, outliers, reviews
+from lib.review_queue import BULK_LIMIT, Queue
 from lib.queries import int_param
 
 PER_PAGE = 24
@@ -17,7 +21,8 @@ st.caption("Rank 1 = most unusual. Every detector's score (distance to the neare
            "into how rare such a value is; detectors that measure the same thing count once, and the consensus "
            "lets one trustworthy model's extreme find win (models whose neighbours do not find the same vehicle "
            "better than chance weigh nothing). '1 in N' is that rarity; under each image, why. Near-identical "
-           "frames of one pass are one entry, with their count. A verdict or note is saved as soon as you set it.")
+           "frames of one pass are one entry, with their count. A verdict or note is saved as soon as you set it; "
+           "keys O, F, U give one to the highlighted entry and move on.")
 
 # filters: a widget missing from the session (a new session, or back from another page) starts from the
 # URL; then the widget owns the value and the URL is written back from it
@@ -71,20 +76,19 @@ f4.selectbox("Cluster", [ALL] + cluster_ids, key="o_cluster", on_change=first_pa
 cause = None if state["o_cause"] == ANY else state["o_cause"]
 cluster = None if state["o_cluster"] == ALL else state["o_cluster"]
 
-exclude = rev.reviewed_paths() if state["o_unreviewed"] else None
+queue = Queue(ex, rev, model, cmodel, cluster, cause, state["o_flagged"], state["o_unreviewed"])
 if fresh:
     state["o_page"] = int_param(q.get("page", "1"), 1, 10**9, 1)
 page = max(1, int(state["o_page"]))
-df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude, state["o_flagged"])
+df, total = queue.page(page, PER_PAGE)
 n_pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
 if page > n_pages:  # a link or a filter past the last page: show the last one, and say so
     if fresh:
         st.warning(f"The link asks for page {page:,}, but these filters give {n_pages:,} page(s); "
                    f"showing page {n_pages:,}.")
     page = n_pages
-    df, total = ex.outliers(model, page, PER_PAGE, cmodel, cluster, cause, exclude, state["o_flagged"])
+    df, total = queue.page(page, PER_PAGE)
 state["o_page"] = page
-st.number_input("Page", 1, n_pages, key="o_page")
 
 url = {"model": model, "page": str(page)}
 if state["o_unreviewed"]:
@@ -102,23 +106,127 @@ if "batch" in q:
 if dict(q) != url:
     q.from_dict(url)
 
+progress = queue.progress()
+st.progress(progress.reviewed / max(1, progress.flagged), text=progress.text())
+st.number_input("Page", 1, n_pages, key="o_page")
 if not total:
     st.info("No image matches these filters.")
 else:
-    st.write(f"{(page - 1) * PER_PAGE + 1:,}–{min(page * PER_PAGE, total):,} of {total:,} ranked entries "
-             f"(an entry is an image or a group of near-identical frames; page {page} of {n_pages})")
+    st.write(f"{(page - 1) * PER_PAGE + 1:,}–{min(page * PER_PAGE, total):,} of {total:,} "
+             f"{'flagged' if state['o_flagged'] else 'ranked'} entries (an entry is an image or a group of "
+             f"near-identical frames; page {page} of {n_pages})")
 
+
+# the highlighted entry, which the keys act on: kept while it is on this page, else the page's first
+# unreviewed entry (or its first)
 saved = rev.verdicts(df["path"])
+on_page = [int(i) for i in df["image_id"]]
+if state.get("o_current") not in on_page:
+    todo = [int(r.image_id) for r in df.itertuples() if r.path not in saved]
+    state["o_current"] = (todo or on_page or [None])[0]
+current = state["o_current"]
+
+
+def go_to(entry):
+    """Make ``entry`` (rank, image_id) the highlighted one, on its page."""
+    state["o_page"] = queue.page_of(entry["rank"], PER_PAGE)
+    state["o_current"] = int(entry["image_id"])
+
+
+def remember(text, undo, entry):
+    state["o_undo"] = {"text": text, "undo": undo, "entry": entry}
+
+
+def give(verdict):
+    """A key or button: the verdict on the highlighted entry, then on to the next unreviewed one."""
+    row = df[df["image_id"] == current]
+    if not len(row):
+        return
+    entry = row.iloc[0][["rank", "image_id"]].to_dict()
+    remember(f"{verdict} on #{int(entry['rank'])}", queue.give(row, verdict, ex.build, skip_reviewed=False), entry)
+    nxt = queue.next_unreviewed(entry["rank"])
+    if nxt:
+        go_to(nxt)
+
+
+def step(by):
+    """Previous / next entry, across pages."""
+    n = on_page.index(current) + by if current in on_page else 0
+    if 0 <= n < len(on_page):
+        state["o_current"] = on_page[n]
+    elif 1 <= page + by <= n_pages:
+        state["o_page"] = page + by
+        state["o_current"] = None
+        state["o_step_to_last"] = by < 0
+
+
+def jump_unreviewed():
+    row = df[df["image_id"] == current]
+    nxt = queue.next_unreviewed(int(row["rank"].iloc[0]) if len(row) else 0)
+    if nxt:
+        go_to(nxt)
+    else:
+        state["o_message"] = "Every entry these filters show has a verdict."
+
+
+def undo():
+    last = state.pop("o_undo", None)
+    if last:
+        rev.restore(last["undo"], ex.build)
+        go_to(last["entry"])
+        state["o_message"] = f"Undone: {last['text']} ({len(last['undo']):,} entries)."
+
+
+if state.pop("o_step_to_last", False) and on_page:  # "previous" from a page's first entry: the last one before
+    state["o_current"] = current = on_page[-1]
+keys = st.columns([1, 1, 1, 1, 1, 1.4, 1.2])
+for col, verdict, key in zip(keys, reviews.VERDICTS, ("O", "F", "U")):
+    col.button(verdict.capitalize(), key=f"key-{verdict}", shortcut=key, on_click=give, args=(verdict,),
+               disabled=current is None, width="stretch")
+keys[3].button("Previous", key="key-previous", shortcut="Left", on_click=step, args=(-1,), width="stretch")
+keys[4].button("Next", key="key-next", shortcut="Right", on_click=step, args=(1,), width="stretch")
+keys[5].button("Next unreviewed", key="key-unreviewed", shortcut="N", on_click=jump_unreviewed, width="stretch")
+last = state.get("o_undo")
+keys[6].button("Undo", key="key-undo", shortcut="Z", on_click=undo, disabled=not last, width="stretch",
+               help=f"undo {last['text']}" if last else "nothing to undo")
+if "o_message" in state:
+    st.info(state.pop("o_message"))
+
+with st.expander("One verdict for many entries"):
+    b1, b2, b3 = st.columns([2, 1.2, 1])
+    scope = b1.radio("Entries", ["this page", "ranks", "all these filters show"], horizontal=True, key="bulk_scope",
+                     format_func=lambda s: {"this page": f"this page ({len(df)})",
+                                            "all these filters show": f"all these filters show ({total:,})"}.get(s, s))
+    lo = hi = None
+    if scope == "ranks":
+        r1, r2 = b1.columns(2)
+        lo = r1.number_input("From rank", 1, value=1, key="bulk_from")
+        hi = r2.number_input("To rank", 1, value=200, key="bulk_to")
+    verdict = b2.segmented_control("Verdict", reviews.VERDICTS, key="bulk_verdict")
+    keep = b2.checkbox("Keep verdicts already given", value=True, key="bulk_keep")
+    if b3.button("Give it", key="bulk_give", disabled=verdict is None, type="primary"):
+        chosen = df if scope == "this page" else queue.entries((lo, hi))
+        done = queue.give(chosen, verdict, ex.build, skip_reviewed=keep)
+        if len(done):
+            remember(f"{verdict} on {len(done):,} entries", done, chosen.iloc[0][["rank", "image_id"]].to_dict())
+        st.session_state["o_message"] = (f"{verdict} given to {len(done):,} of {len(chosen):,} entries"
+                                          + (f" (at most {BULK_LIMIT:,} at once)" if len(chosen) >= BULK_LIMIT else "")
+                                          + ("; undo with Z" if len(done) else "") + ".")
+        st.rerun()
+
+saved = rev.verdicts(df["path"])  # again: a key's verdict may have been saved since the first read
 # with a "flagged by" filter, each caption also says where that filter matched (the cause names the strongest)
 flagged = ex.why_flagged(df["image_id"]) if cause else {}
 thumbs = ex.thumbnails(df["image_id"])
 link_model = ex.model_names()[0] if model == "consensus" else model
 
 
-def save(path, image_id):
+def save(path, image_id, rank, before):
     v = state[f"verdict-{image_id}"]
     note = state[f"note-{image_id}"]
     rev.set_verdict(path, v, note, image_id=image_id, build=ex.build)
+    remember(f"{v or 'no verdict'} on #{rank}", [(path, image_id) + before], {"rank": rank, "image_id": image_id})
+    state["o_current"] = image_id
 
 
 cols = st.columns(COLUMNS)
@@ -127,14 +235,15 @@ for n, r in enumerate(df.itertuples()):
     verdict, note = saved.get(r.path, (None, ""))
     # the stored verdict wins on every run: another session's save shows up here too
     state[f"verdict-{i}"], state[f"note-{i}"] = verdict, note
-    with cols[n % COLUMNS]:
+    with cols[n % COLUMNS].container(border=i == current, key=f"tile-{i}" + ("-current" if i == current else "")):
         ui.picture(thumbs[i], f"#{r.rank} · id {i} · 1 in {ui.one_in_text(r.one_in)}{ui.copies_note(r.copies)}",
                    ui.similar_link(link_model, i))
         why = f"why: {r.cause}" if r.cause else "nothing unusual stands out"
         st.caption(why + (f" · top 1% by {flagged[i]}" if i in flagged else ""))
-        st.segmented_control("Verdict", reviews.VERDICTS, key=f"verdict-{i}", on_change=save, args=(r.path, i),
+        args = (r.path, i, int(r.rank), (verdict, note))
+        st.segmented_control("Verdict", reviews.VERDICTS, key=f"verdict-{i}", on_change=save, args=args,
                              label_visibility="collapsed")
-        st.text_input("Note", key=f"note-{i}", on_change=save, args=(r.path, i), placeholder="note",
+        st.text_input("Note", key=f"note-{i}", on_change=save, args=args, placeholder="note",
                       label_visibility="collapsed")
 
 st.divider()

@@ -4,6 +4,8 @@ Saves a screenshot of every page to browser.SCREENSHOT_DIR: an ignored folder un
 docs/screenshots/ (shown in README) under `make screenshots`.
 """
 
+from urllib.parse import parse_qs, urlparse
+
 import pytest
 
 from .browser import (IMAGES_JS, SCREENSHOT_DIR, fail_without_browser, launch, require_browser, running_app,
@@ -116,7 +118,7 @@ def test_a_verdict_survives_a_reload(browser_page):
     first = page.locator('[data-testid="stImage"]').first
     caption = page.locator('[data-testid="stImageCaption"]').first.inner_text()
     assert caption.startswith("#49 ")
-    group = page.locator('[data-testid="stButtonGroup"]').first
+    group = page.locator('div[class*="st-key-tile-"] [data-testid="stButtonGroup"]').first
     group.get_by_role("radio", name="unsure").click()
     wait_rendered(page)
     note = page.get_by_placeholder("note").first
@@ -126,7 +128,8 @@ def test_a_verdict_survives_a_reload(browser_page):
     page.reload()
     wait_rendered(page)
     assert page.locator('[data-testid="stImageCaption"]').first.inner_text() == caption
-    selected = page.locator('[data-testid="stButtonGroup"]').first.locator('[role="radio"][aria-checked="true"]')
+    selected = page.locator('div[class*="st-key-tile-"] [data-testid="stButtonGroup"]').first.locator(
+        '[role="radio"][aria-checked="true"]')
     assert selected.inner_text().strip() == "unsure"
     assert page.get_by_placeholder("note").first.input_value() == "two cars in one crop"
     assert "page=3" in page.url
@@ -171,3 +174,81 @@ def test_password_gate_covers_every_deep_link(browser_page, demo_db, tmp_path):
         assert "image=42" in page.url and "model=osnet" in page.url
         assert loaded_images(page) == 13
         page.close()
+
+
+def current_tile(page):
+    """The image ID of the highlighted tile (its container's key is ``tile-<id>-current``)."""
+    cls = page.locator('div[class*="st-key-tile-"][class*="-current"]').first.get_attribute("class")
+    return int(next(c for c in cls.split() if c.endswith("-current")).split("-")[3])
+
+
+def tile_verdict(page, image_id):
+    checked = page.locator(f".st-key-tile-{image_id}, .st-key-tile-{image_id}-current").first.locator(
+        '[role="radio"][aria-checked="true"]')
+    return checked.inner_text().strip() if checked.count() else None
+
+
+def test_keys_give_and_undo_verdicts_but_not_while_typing(browser_page):
+    base, page, errors = browser_page
+    visit(page, f"{base}/outliers?model=consensus&page=5&flagged=0")  # pages no other test reviews
+    first = current_tile(page)
+    assert tile_verdict(page, first) is None
+    page.keyboard.press("f")
+    page.wait_for_function(f"() => !document.querySelector('.st-key-tile-{first}-current')", timeout=30000)
+    wait_rendered(page)
+    second = current_tile(page)
+    assert second != first and tile_verdict(page, first) == "fine"
+    page.keyboard.press("z")  # undo: the verdict goes and the highlight comes back
+    page.wait_for_selector(f".st-key-tile-{first}-current", timeout=30000)
+    wait_rendered(page)
+    assert tile_verdict(page, first) is None
+    # typing a note: its letters are text, not verdicts
+    page.locator(f".st-key-tile-{first}-current").get_by_placeholder("note").type("fou")
+    wait_rendered(page)
+    assert current_tile(page) == first and tile_verdict(page, first) is None
+    shot(page, "outliers-keys")
+    assert not errors
+
+
+def test_one_verdict_for_a_page(browser_page):
+    base, page, errors = browser_page
+    visit(page, f"{base}/outliers?model=consensus&page=6&flagged=0")
+    page.get_by_text("One verdict for many entries").click()
+    bulk = page.locator('[data-testid="stExpander"]')
+    bulk.get_by_role("radio", name="unsure").click()
+    wait_rendered(page)
+    bulk.get_by_role("button", name="Give it").click()
+    page.get_by_text("unsure given to 24 of 24 entries").wait_for(timeout=30000)
+    wait_rendered(page)
+    checked = page.locator('div[class*="st-key-tile-"] [role="radio"][aria-checked="true"]')
+    assert checked.count() == 24 and set(checked.all_inner_texts()) == {"unsure"}
+    assert not errors
+
+
+@pytest.mark.parametrize("how", ["file name", "foreign path", "vehicle"])
+def test_search_by_what_a_user_holds(browser_page, demo_db, how):
+    from lib.queries import Explorer
+
+    base, page, errors = browser_page
+    ex = Explorer(demo_db[0])
+    image = ex.image(42)
+    path, vehicle = ex.paths([42])[42], image["vehicle_id"]
+    photos = ex.scalar("SELECT count(*) FROM images WHERE vehicle_id = ?", [vehicle])
+    ex.close()
+    typed = {"file name": path.rsplit("/", 1)[1].rsplit(".", 1)[0],
+             "foreign path": "D:\\exports\\raw_data\\" + path.replace("/", "\\"),
+             "vehicle": f"v{vehicle}"}[how]
+    visit(page, f"{base}/similar?model=osnet&image=0")
+    box = page.get_by_role("textbox", name="Image ID")
+    box.fill(typed)
+    box.press("Enter")
+    if how == "vehicle":
+        page.get_by_text(f"vehicle {vehicle}: {photos} photos").wait_for(timeout=30000)
+        wait_rendered(page)
+        assert loaded_images(page) == photos
+        assert page.locator('[data-testid="stDataFrame"]').count() == 1  # its clusters under every model
+    else:
+        page.get_by_text("query #42", exact=True).wait_for(timeout=30000)
+        wait_rendered(page)
+    assert parse_qs(urlparse(page.url).query)["image"] == [typed]  # the link is the search
+    assert not errors

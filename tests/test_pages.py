@@ -193,6 +193,55 @@ def test_a_verdict_is_saved_at_once_and_shown_after_reload(app_db):
     assert hidden.toggle[0].value and first not in shown_ids(hidden) and len(images(hidden)) == 24
 
 
+def ranked_ids(at):
+    """The gallery's image IDs in rank order (the tree lists the grid column by column)."""
+    tiles = sorted((int(c.split(" ")[0].lstrip("#")), int(c.split("id ")[1].split(" ")[0]))
+                   for c in (i.captions[0] for i in images(at)))
+    return [i for _, i in tiles]
+
+
+def test_keys_review_in_rank_order_bulk_verdicts_keep_hand_ones_and_undo(app_db):
+    from lib import reviews
+    from lib.queries import Explorer
+
+    ex = Explorer(app_db)
+    rev = reviews.Reviews(reviews.default_path(app_db))
+
+    def given():
+        return {i: rev.verdicts([paths[i]]).get(paths[i], (None,))[0] for i in ids}
+
+    at = run_page("outliers", model="consensus", page="1", flagged="0")
+    ids = ranked_ids(at)
+    assert at.progress[0].value == 0 and " flagged entries reviewed; 0 outlier, 0 fine, 0 unsure" in at.progress[0].text
+    at.button(key="key-fine").click().run()  # F: the highlighted entry (rank 1), then the next unreviewed
+    at.button(key="key-outlier").click().run()  # O
+    no_errors(at)
+    page2 = run_page("outliers", model="consensus", page="2", flagged="0")
+    ids += ranked_ids(page2)
+    paths = ex.paths(ids)
+    assert [given()[i] for i in ids[:3]] == ["fine", "outlier", None]
+    assert "2 of " in at.progress[0].text and "1 outlier, 1 fine" in at.progress[0].text
+    at.button(key="key-undo").click().run()  # Z: the outlier verdict goes, rank 2 is highlighted again
+    assert [given()[i] for i in ids[:2]] == ["fine", None]
+    assert any("Undone: outlier on #2" in i.value for i in at.info)
+    at.button(key="key-previous").click().run()  # Left: back to rank 1, which U changes
+    at.button(key="key-unsure").click().run()
+    assert [given()[i] for i in ids[:2]] == ["unsure", None]
+    # one verdict for ranks 1-30 (onto page 2): the verdict given by key stays
+    at.radio(key="bulk_scope").set_value("ranks").run()
+    at.number_input(key="bulk_to").set_value(30).run()
+    at.button_group(key="bulk_verdict").set_value("fine").run()
+    at.button(key="bulk_give").click().run()
+    no_errors(at)
+    assert any("fine given to 29 of 30 entries" in i.value for i in at.info)
+    after = given()
+    assert after[ids[0]] == "unsure" and all(after[i] == "fine" for i in ids[1:30])
+    assert after[ids[30]] is None
+    at.button(key="key-undo").click().run()  # undo the bulk verdict: only the key's verdict is left
+    assert [i for i, v in given().items() if v] == [ids[0]]
+    ex.close()
+
+
 def test_clusters_page_names_a_cluster(app_db):
     at = run_page("clusters", model="vdc_color", cluster="2")
     no_errors(at)

@@ -77,7 +77,7 @@ def test_outliers_page_says_how_rare_and_why_and_lists_a_group_once(real_app, gr
     whys = [c.value for c in at.caption if c.value.startswith("why: ")]
     assert len(whys) == 24
     assert any("NaN/inf" in w for w in whys)  # broken rows come first, with their cause
-    assert "ranked entries" in at.markdown[0].value
+    assert "flagged entries (an entry is an image or a group" in at.markdown[0].value
     non_reps = set(groups.loc[groups["group_id"] != groups["image_id"], "image_id"])
     ex = Explorer(store.resolve(real_app))
     try:
