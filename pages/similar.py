@@ -1,4 +1,4 @@
-"""Similar: an image and its nearest neighbours; the URL carries the query."""
+"""Similar: an image and its nearest neighbours; the URL carries the query and the neighbour count (``n``)."""
 import streamlit as st
 
 import ui
@@ -8,7 +8,20 @@ model = ui.pick_model(ex, purpose="neighbours")
 algo = ui.pick_algorithm(ex, model)
 st.title("Similar cars")
 image_id = ui.pick_image(ex)
-k = st.slider("Neighbours", 4, 20, 12, step=4)
+NEIGHBOURS, DEFAULT_K = (4, 8, 12, 16, 20), 12
+
+
+def neighbours_from_url(raw):
+    if raw is not None and raw not in map(str, NEIGHBOURS):
+        st.warning(f"Ignored n {raw[:40]!r} from the link: the neighbours shown are one of "
+                   f"{', '.join(map(str, NEIGHBOURS))}; showing {DEFAULT_K}.")
+        return DEFAULT_K
+    return int(raw) if raw else DEFAULT_K
+
+
+ui.follow_url("n_neighbours", "n", neighbours_from_url)
+k = st.select_slider("Neighbours", NEIGHBOURS, key="n_neighbours")
+ui.to_url("n_neighbours", "n", None if k == DEFAULT_K else str(k))  # the link carries the count
 ui.follow_url("own_frames", "frames", lambda raw: raw == "1")
 st.toggle("Show the query's own frames", key="own_frames",
           help="Near-identical frames of the same pass (its near-duplicate group) are hidden by default: "

@@ -71,6 +71,20 @@ def test_similar_page_from_the_url_and_clicking_a_neighbour(app_db):
     assert new_id != "7" and at.text_input[0].value == new_id
 
 
+def test_similar_neighbour_count_travels_in_the_link(app_db):
+    at = run_page("similar", image="7", model="osnet", n="20")
+    no_errors(at)
+    assert at.select_slider(key="n_neighbours").value == 20 and len(images(at)) == 21
+    at.select_slider(key="n_neighbours").set_value(4).run()
+    assert at.query_params["n"] == "4" and len(images(at)) == 5
+    at.select_slider(key="n_neighbours").set_value(12).run()  # the default leaves the link short
+    assert "n" not in at.query_params and len(images(at)) == 13
+    bad = run_page("similar", image="7", model="osnet", n="7")
+    no_errors(bad)
+    assert any("Ignored n '7'" in w.value and "showing 12" in w.value for w in bad.warning)
+    assert len(images(bad)) == 13 and "n" not in bad.query_params
+
+
 def test_pictures_are_inline_so_none_can_expire(app_db):
     # Streamlit drops media files when a session's next run ends; a browser still
     # fetching the previous page's pictures got 404s under load
@@ -394,7 +408,7 @@ def test_pages_open_on_the_recommended_model_and_say_why(app_db):
 
 # every query parameter of every page, with hostile or malformed values
 PARAMS = {"overview": ["model"], "metrics": ["model"], "clusters": ["model", "cluster"],
-          "similar": ["model", "image"], "outliers": ["model", "page"], "compare": ["image"]}
+          "similar": ["model", "image", "n"], "outliers": ["model", "page"], "compare": ["image"]}
 GARBAGE = ["'; DROP TABLE images; --", "<script>alert(1)</script>", "../../../etc/passwd", "\u00b2",
            "-1", "1e3", "9" * 5000, "\x00"]
 
