@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib import batches, images, reviews, search, store
+from lib import batches, images, mapview, reviews, search, store
 from lib.progress import Progress
 from lib.queries import Explorer
 
@@ -90,6 +90,22 @@ def url_choice(key, options, default, label=None, where=st):
         return by_text[raw]
     where.warning(f"Ignored {label or key} {raw[:40]!r} from the link: not one of the choices here.")
     return default
+
+
+def bounds_param(param, label, instead="showing the whole map"):
+    """The URL's ``param`` as map bounds (:func:`lib.mapview.parse_bounds`), None when absent.
+
+    A value that is not a rectangle gets a warning naming it and is dropped from the link.
+    """
+    raw = st.query_params.get(param)
+    if not raw:
+        return None
+    try:
+        return mapview.parse_bounds(raw)
+    except ValueError as e:
+        st.warning(f"Ignored {label} from the link: {str(e)[:80]}; {instead}.")
+        st.query_params.pop(param, None)
+        return None
 
 
 def follow_url(key, param, from_url, options=None):

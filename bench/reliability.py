@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lib import store  # noqa: E402
+from lib import mapview, store  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
 
 DOC = ROOT / "docs" / "RELIABILITY.md"
@@ -98,7 +98,7 @@ def serves(ex):
     """Run one of each query the pages make; return a short description or raise."""
     model = ex.model_names()[0]
     got = [len(ex.similar(model, 0, 5)), len(ex.similar_exact(model, 1, 5)), len(ex.outliers(model, 2)[0]),
-           len(ex.clusters(model)), len(ex.map_points(model, n=200)), len(ex.cluster_gallery(model, 0, 4)[0]),
+           len(ex.clusters(model)), len(mapview.points(ex, model, n=200)), len(ex.cluster_gallery(model, 0, 4)[0]),
            len(ex.thumbnails([0, 1]))]
     if min(got) == 0:
         raise AssertionError(f"empty answer: {got}")

@@ -202,35 +202,6 @@ class Explorer:
                           FROM algorithm_clusters WHERE model = ? AND algorithm = ? ORDER BY cluster""",
                        [model, algorithm])
 
-    @functools.lru_cache(maxsize=16)  # a build never changes; every Clusters rerun asks again
-    def map_points(self, model, n=8000, seed=0, algorithm=DEFAULT_ALGORITHM):
-        """A sample of the map for drawing; every cluster keeps at least 40 points.
-
-        The map holds every image; the browser gets a sample, the region
-        queries (:meth:`region`) run on all rows.
-        """
-        return self.df("""
-            WITH m AS (
-                SELECT image_id, x, y, cluster, count(*) OVER (PARTITION BY cluster) AS csize,
-                       row_number() OVER (PARTITION BY cluster ORDER BY hash(image_id + ?)) AS r
-                FROM map JOIN algorithm_assignments USING (model, image_id) WHERE model = ? AND algorithm = ?)
-            SELECT image_id, x, y, cluster FROM m
-            WHERE r <= greatest(40, ceil(? * csize / (SELECT count(*) FROM map WHERE model = ?)))
-            ORDER BY image_id""", [int(seed), model, algorithm, int(n), model])
-
-    def region(self, model, x_range, y_range, limit=24, cluster=None, algorithm=DEFAULT_ALGORITHM):
-        """Images inside a rectangle of the map: total, count per cluster, a sample."""
-        where = "model = ? AND algorithm = ? AND x BETWEEN ? AND ? AND y BETWEEN ? AND ?"
-        params = [model, algorithm, float(min(x_range)), float(max(x_range)), float(min(y_range)), float(max(y_range))]
-        if cluster is not None:
-            where += " AND cluster = ?"
-            params.append(int(cluster))
-        per_cluster = self.df(f"""SELECT cluster, count(*) AS images FROM map JOIN algorithm_assignments USING (model, image_id)
-                                  WHERE {where} GROUP BY cluster ORDER BY images DESC""", params)
-        sample = self.df(f"""SELECT image_id, cluster FROM map JOIN algorithm_assignments USING (model, image_id)
-                             WHERE {where} ORDER BY hash(image_id) LIMIT ?""", params + [int(limit)])
-        return int(per_cluster["images"].sum()) if len(per_cluster) else 0, per_cluster, sample
-
     # a near-duplicate group is one tile: its representative, with ``copies`` = the group's size
     _ONE_PER_GROUP = """FROM algorithm_assignments a LEFT JOIN duplicate_groups g USING (image_id)
                         WHERE a.model = ? AND a.algorithm = ? AND a.cluster = ? AND coalesce(g.is_representative, true)"""
@@ -352,7 +323,7 @@ class Explorer:
 
     # outliers
     def outliers(self, model, page=1, per_page=24, cluster_model=None, cluster=None, cause=None,
-                 exclude_paths=None, flagged_only=False):
+                 exclude_paths=None, flagged_only=False, region=None):
         """One page of the outlier ranking (rank 1 = most unusual) and the number of matching images.
 
         A near-duplicate group is one entry (its representative, ``copies`` = its size): the ranking
@@ -371,9 +342,13 @@ class Explorer:
             Leave these images out (e.g. the reviewed ones).
         flagged_only : bool
             Only the ranking's top :data:`lib.outliers.FLAG_SHARE` (1%) of entries.
+        region : tuple, optional
+            ``(model, lib.mapview.Bounds)``: only images inside this rectangle
+            of that model's 2-D map (every image there, not a drawn sample).
         """
         page = max(1, int(page))
-        base, params = self._outlier_filter(model, cluster_model, cluster, cause, exclude_paths, flagged_only)
+        base, params = self._outlier_filter(model, cluster_model, cluster, cause, exclude_paths, flagged_only,
+                                            region)
         # one query for the page and the count; a page past the end needs a count of its own
         df = self.df(f"""SELECT o.rank, o.image_id, i.path, o.score, o.one_in, o.cause, o.flagged_by,
                                 coalesce(g.size, 1) AS copies, i.vehicle_id, i.status,
@@ -387,7 +362,7 @@ class Explorer:
         return df.drop(columns="total"), total
 
     def outlier_entries(self, model, cluster_model=None, cluster=None, cause=None, exclude_paths=None,
-                        flagged_only=False, ranks=(None, None), limit=None):
+                        flagged_only=False, ranks=(None, None), limit=None, region=None):
         """The entries of a filtered ranking (as :meth:`outliers` lists them), without paging.
 
         Parameters
@@ -402,7 +377,8 @@ class Explorer:
         pandas.DataFrame
             ``rank, image_id, path``, best rank first.
         """
-        base, params = self._outlier_filter(model, cluster_model, cluster, cause, exclude_paths, flagged_only)
+        base, params = self._outlier_filter(model, cluster_model, cluster, cause, exclude_paths, flagged_only,
+                                            region)
         lo, hi = ranks
         sql = f"SELECT o.rank, o.image_id, i.path {base} AND o.rank BETWEEN ? AND ? ORDER BY o.rank"
         params = params + [int(lo if lo is not None else 0), int(hi if hi is not None else 2**62)]
@@ -411,7 +387,7 @@ class Explorer:
             params.append(int(limit))
         return self.df(sql, params)
 
-    def _outlier_filter(self, model, cluster_model, cluster, cause, exclude_paths, flagged_only):
+    def _outlier_filter(self, model, cluster_model, cluster, cause, exclude_paths, flagged_only, region=None):
         where, params = ["o.model = ?"], [model]
         join = ""
         if cluster is not None:
@@ -432,6 +408,11 @@ class Explorer:
         if exclude_paths:
             where.append("i.path NOT IN (SELECT unnest(?::VARCHAR[]))")
             params.append(list(exclude_paths))
+        if region is not None:  # (model, lib.mapview.Bounds): a rectangle of that model's map, every image in it
+            region_model, bounds = region
+            cond, values = bounds.sql()
+            where.append(f"o.image_id IN (SELECT image_id FROM map WHERE model = ? AND {cond})")
+            params += [region_model, *values]
         where.append("coalesce(g.is_representative, true)")  # a near-duplicate group is listed once
         base = (f"FROM outliers o JOIN images i ON i.image_id = o.image_id "
                 f"LEFT JOIN duplicate_groups g ON g.image_id = o.image_id {join} WHERE {' AND '.join(where)}")

@@ -59,6 +59,9 @@ class Queue:
         Only the ranking's flagged top 1%.
     unreviewed_only : bool
         Leave out entries that already have a verdict.
+    region : tuple or None
+        ``(model, lib.mapview.Bounds)``: only images inside that rectangle of
+        that model's map (a region selected on the Clusters page).
     """
 
     ex: object
@@ -69,12 +72,13 @@ class Queue:
     cause: str | None = None
     flagged_only: bool = True
     unreviewed_only: bool = False
+    region: tuple | None = None
 
     def _filters(self, unreviewed=None):
         unreviewed = self.unreviewed_only if unreviewed is None else unreviewed
         return dict(cluster_model=self.cluster_model, cluster=self.cluster, cause=self.cause,
                     exclude_paths=self.rev.reviewed_paths() if unreviewed else None,
-                    flagged_only=self.flagged_only)
+                    flagged_only=self.flagged_only, region=self.region)
 
     def page(self, page, per_page):
         """One page of entries and the number of entries: :meth:`lib.queries.Explorer.outliers`."""

@@ -2,10 +2,11 @@
 
 The clustering algorithm is picked in the sidebar (``?algo=``)."""
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 import ui
-from lib import images, reviews
+from lib import images, mapview, reviews
 from lib.queries import DEFAULT_ALGORITHM, int_param
 
 ex = ui.explorer()
@@ -22,25 +23,141 @@ def name_of(c):
     return f" “{names[c]['name']}”" if c in names else ""
 
 
+# the map's state lives in the link: view (zoom bounds), region (a dragged rectangle), image (a clicked point)
+q, state = st.query_params, st.session_state
+view = ui.bounds_param("view", "the zoomed view")
+region = ui.bounds_param("region", "the selected region")
+picked = None
+if q.get("image"):
+    picked = int_param(q["image"], 0, ex.n_images - 1, None)
+    if picked is None:
+        st.warning(f"Ignored image {q['image'][:40]!r} from the link: image IDs are 0 … {ex.n_images - 1:,}.")
+        q.pop("image")
+state.setdefault("map_nonce", 0)
+
+
+def set_map(**params):
+    """Write map state to the link (None removes) and draw a fresh chart (a new key drops its old brush)."""
+    for k, v in params.items():
+        if v is None:
+            q.pop(k, None)
+        else:
+            q[k] = v
+    state["map_nonce"] += 1
+
+
+whole = mapview.extent(ex, model)
+shown = view or whole
 left, right = st.columns([3, 2])
 with left:
-    pts = ex.map_points(model, algorithm=algo)
-    st.caption(f"t-SNE map of all {ex.n_images:,} images; {len(pts):,} drawn (every cluster represented). "
-               "Drag a rectangle to see the images inside it — the selection queries every image.")
+    pts = mapview.points(ex, model, view, algorithm=algo)
+    dens = mapview.density(ex, model, shown)
+    in_view = int(dens["images"].sum())
+    sizes = dict(zip(clusters["cluster"].astype(int), clusters["size"].astype(int)))
+    colours = mapview.cluster_colours(sizes)
+    pts["colour"] = pts["cluster"].map(colours)
+    st.caption(f"t-SNE map: {in_view:,} images in this view" + (f" (zoomed; {ex.n_images:,} in all)" if view else "")
+               + f", shaded by how many lie in each cell; {len(pts):,} drawn as points, every cluster represented. "
+               "Drag a rectangle to list the images inside it (every image, not only those drawn); "
+               "click a point to open it."
+               + (f" {len(sizes)} clusters are more than eyes tell apart: the {len(sizes) - mapview.MAX_COLOURS + 1} "
+                  "smallest are drawn in light grey." if len(sizes) > mapview.MAX_COLOURS else ""))
+    xs = alt.Scale(domain=[shown.x0, shown.x1], nice=False, zero=False)
+    ys = alt.Scale(domain=[shown.y0, shown.y1], nice=False, zero=False)
     brush = alt.selection_interval(name="region", encodings=["x", "y"])
-    chart = alt.Chart(pts).mark_circle(size=9, opacity=0.7).encode(
-        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-        color=alt.Color("cluster:N", scale=alt.Scale(scheme="tableau20")),
-        tooltip=["image_id", "cluster"]).add_params(brush).properties(height=520)
-    event = st.altair_chart(chart, on_select="rerun", key=f"map-{model}-{algo}", width="stretch")
+    pick = alt.selection_point(name="pick", fields=["image_id"], on="click", clear=False)
+    shade = alt.Chart(dens).mark_rect(color="#2b2b2b").encode(
+        x=alt.X("x0:Q", scale=xs, axis=None), x2="x1", y=alt.Y("y0:Q", scale=ys, axis=None), y2="y1",
+        opacity=alt.Opacity("images:Q", scale=alt.Scale(type="log", range=[0.04, 0.45]), legend=None),
+        tooltip=[alt.Tooltip("images:Q", title="images in this cell", format=",")])
+    dot = min(60, max(10, 40000 // max(len(pts), 1)))  # fewer points when zoomed in: larger, easier to click
+    dots = alt.Chart(pts).mark_circle(size=dot, opacity=0.75).encode(
+        x=alt.X("x:Q", scale=xs, axis=None), y=alt.Y("y:Q", scale=ys, axis=None),
+        color=alt.Color("colour:N", scale=None), tooltip=["image_id", "cluster"]).add_params(brush, pick)
+    layers = [shade, dots]
+    if region is not None:
+        frame = pd.DataFrame([vars(region)])
+        layers.append(alt.Chart(frame).mark_rect(fill=None, stroke="#d62728", strokeWidth=2).encode(
+            x="x0:Q", x2="x1", y="y0:Q", y2="y1"))
+    here = mapview.locate(ex, model, picked) if picked is not None else None
+    if here is not None:
+        mark = pd.DataFrame([{"x": here[0], "y": here[1], "image_id": picked}])
+        layers.append(alt.Chart(mark).mark_point(shape="circle", size=420, stroke="#000", strokeWidth=3,
+                                                 fill="#ffeb3b", opacity=1).encode(x="x:Q", y="y:Q"))
+    chart = alt.layer(*layers).properties(height=540)
+    event = st.altair_chart(chart, on_select="rerun", width="stretch",
+                            key=f"map-{model}-{algo}-{state['map_nonce']}")
+    sel = (event.selection if event and event.selection else None) or {}
+    dragged = mapview.from_selection(sel.get("region") or {})
+    clicked = [p["image_id"] for p in sel.get("pick") or [] if "image_id" in p]
+    seen = (dragged, tuple(clicked))
+    if seen != state.get("map_seen"):  # a new drag or click (the chart keeps reporting the last one)
+        state["map_seen"] = seen
+        if clicked and int(clicked[0]) != picked:
+            c = ex.assignment(model, int(clicked[0]), algo)
+            set_map(image=str(int(clicked[0])), cluster=str(c) if c is not None else None)
+            st.rerun()
+        if dragged is not None and dragged != region:
+            set_map(region=dragged.text())
+            st.rerun()
+    b1, b2, b3, b4 = st.columns(4)
+    if b1.button("Zoom to region", disabled=region is None, help="draw only the selected region, in more detail"):
+        set_map(view=region.text(), region=None)
+        st.rerun()
+    if b2.button("Zoom out", disabled=view is None):
+        wider = mapview.zoom_around(shown, (shown.x0 + shown.x1) / 2, (shown.y0 + shown.y1) / 2, factor=2.5)
+        covers = wider.x0 <= whole.x0 and wider.x1 >= whole.x1 and wider.y0 <= whole.y0 and wider.y1 >= whole.y1
+        set_map(view=None if covers else wider.text())
+        st.rerun()
+    if b3.button("Whole map", disabled=view is None):
+        set_map(view=None)
+        st.rerun()
+    if b4.button("Clear region", disabled=region is None):
+        set_map(region=None)
+        st.rerun()
+    if picked is not None and here is not None and view is not None and not (
+            view.x0 <= here[0] <= view.x1 and view.y0 <= here[1] <= view.y1):
+        st.info(f"Image #{picked} lies outside this view.")
+        if st.button(f"Zoom to #{picked}"):
+            set_map(view=mapview.zoom_around(whole, *here, factor=0.2).text())
+            st.rerun()
+labels = [("noise" if r.cluster < 0 else str(r.cluster)) + f"{name_of(r.cluster)}: {r.size:,} images "
+          f"({r.share:.1%}), {ui.colour_label(r.color_name, r.color_share)}" for r in clusters.itertuples()]
+ids = [int(c) for c in clusters["cluster"]]
+# a picker per model and algorithm: one shared widget kept showing the last model's label for its cluster
+pick_key = f"cluster_pick-{model}-{algo}"
+opening = ex.assignment(model, picked, algo) if picked is not None else None  # a picked image opens its cluster
+ui.follow_url(pick_key, "cluster", lambda raw: c if (c := int_param(raw, -1, max(ids), None)) in ids
+              else opening if opening in ids else ids[0], ids)
 with right:
-    labels = [("noise" if r.cluster < 0 else str(r.cluster)) + f"{name_of(r.cluster)}: {r.size:,} images "
-              f"({r.share:.1%}), {ui.colour_label(r.color_name, r.color_share)}" for r in clusters.itertuples()]
-    ids = [int(c) for c in clusters["cluster"]]
-    ui.follow_url("cluster_pick", "cluster",
-                  lambda raw: c if (c := int_param(raw, -1, max(ids), None)) in ids else ids[0], ids)
-    cluster = st.selectbox("Cluster", ids, key="cluster_pick", format_func=dict(zip(ids, labels)).get)
-    ui.to_url("cluster_pick", "cluster", str(cluster))
+    if picked is not None:
+        info, c = ex.image(picked), ex.assignment(model, picked, algo)
+        i1, i2 = st.columns([1, 2])
+        ui.picture(ex.thumbnails([picked])[picked], f"#{picked}", ui.similar_link(model, picked), where=i1)
+        i2.markdown(f"**Image #{picked}** · vehicle `{info['vehicle_id']}` · "
+                    + (f"cluster {c}" + (" (shown below)" if state[pick_key] == c else "") if c is not None
+                       else "no cluster")
+                    + f"\n\n[Similar cars →]({ui.similar_link(model, picked)})")
+        if here is None:
+            i2.caption(f"Not on {model}'s map.")
+        if c is not None and state[pick_key] != c and i2.button(f"Show cluster {c}"):
+            set_map(cluster=str(c))
+            st.rerun()
+        if i2.button("Clear image"):
+            set_map(image=None)
+            st.rerun()
+    if region is not None:
+        total, per_cluster, sample = mapview.region(ex, model, region, limit=8, algorithm=algo)
+        top = ", ".join(f"{r.cluster} ({r.images:,})" for r in per_cluster.head(5).itertuples())
+        st.markdown(f"**Selected region: {total:,} images**" + (f" — clusters {top}"
+                    + (", …" if len(per_cluster) > 5 else "") if total else ""))
+        if total:
+            ui.gallery(ex, sample["image_id"], [f"#{i} · c{c}" for i, c in zip(sample.image_id, sample.cluster)],
+                       model=model, columns=4)
+            st.markdown(f"[Review these {total:,} images in Outliers →]"
+                        f"(/outliers?model=consensus&map={model}&region={region.text()}&flagged=0)")
+    cluster = st.selectbox("Cluster", ids, key=pick_key, format_func=dict(zip(ids, labels)).get)
+    ui.to_url(pick_key, "cluster", str(cluster))
     choice = ids.index(cluster)
     row = clusters.iloc[choice]
     n_vehicles, top = ex.cluster_vehicles(model, cluster, algorithm=algo)
@@ -79,16 +196,6 @@ if len(edge):
 st.subheader(f"Cluster {cluster}: random images")
 ui.gallery(ex, rnd["image_id"], model=model, copies=rnd["copies"])
 st.caption("Near-identical frames of one pass (a near-duplicate group) show as one picture with their count.")
-
-sel = (event.selection.get("region") if event and event.selection else None) or {}
-if sel.get("x") and sel.get("y"):
-    total, per_cluster, sample = ex.region(model, sel["x"], sel["y"], limit=24, algorithm=algo)
-    st.subheader(f"Selected region: {total:,} images")
-    if total:
-        st.dataframe(per_cluster, hide_index=True)
-        ui.gallery(ex, sample["image_id"], [f"#{i} (c{c})" for i, c in zip(sample.image_id, sample.cluster)], model=model)
-else:
-    st.info("Select a region of the map to list the images in it.")
 
 batch = ui.pick_batch("New batch")
 if batch is not None:

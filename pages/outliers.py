@@ -5,7 +5,7 @@ Every filter and the page live in the URL; the queue's logic is :mod:`lib.review
 import streamlit as st
 
 import ui
-from lib import export, outliers, reviews
+from lib import export, mapview, outliers, reviews
 from lib.review_queue import BULK_LIMIT, Queue
 from lib.queries import int_param
 
@@ -76,7 +76,22 @@ f4.selectbox("Cluster", [ALL] + cluster_ids, key="o_cluster", on_change=first_pa
 cause = None if state["o_cause"] == ANY else state["o_cause"]
 cluster = None if state["o_cluster"] == ALL else state["o_cluster"]
 
-queue = Queue(ex, rev, model, cmodel, cluster, cause, state["o_flagged"], state["o_unreviewed"])
+# a region of a model's map (from the Clusters page): its images are the set under review
+region = None
+if q.get("region"):
+    bounds = ui.bounds_param("region", "the map region", "listing images from the whole map")
+    if bounds is not None and q.get("map") not in ex.model_names():
+        st.warning(f"Ignored the map region from the link: map {str(q.get('map'))[:40]!r} is not a model here; "
+                   "listing images from the whole map.")
+    elif bounds is not None:
+        region = (q["map"], bounds)
+        r1, r2 = st.columns([4, 1])
+        r1.info(f"Only the {mapview.count(ex, q['map'], bounds):,} images in a region of {q['map']}'s map "
+                f"([back to the map](/clusters?model={q['map']}&region={bounds.text()})).")
+        if r2.button("Whole ranking", help="drop the region"):
+            region = None
+            first_page()
+queue = Queue(ex, rev, model, cmodel, cluster, cause, state["o_flagged"], state["o_unreviewed"], region)
 if fresh:
     state["o_page"] = int_param(q.get("page", "1"), 1, 10**9, 1)
 page = max(1, int(state["o_page"]))
@@ -103,6 +118,8 @@ if cluster is not None:
     url["cluster"] = str(cluster)
 if "batch" in q:
     url["batch"] = q["batch"]
+if region is not None:
+    url["map"], url["region"] = region[0], region[1].text()
 if dict(q) != url:
     q.from_dict(url)
 

@@ -34,7 +34,8 @@ with q1:
     ui.picture(ex.thumbnails([image_id])[image_id], f"query #{image_id}")
 with q2:
     st.markdown(f"**Vehicle** `{info['vehicle_id']}` · **path** `{info['path']}` · "
-                f"**cluster** {ex.assignment(model, image_id, algo)} under {model} ({algo})")
+                f"**cluster** {ex.assignment(model, image_id, algo)} under {model} ({algo}) · "
+                f"[on the map →](/clusters?model={model}&algo={algo}&image={image_id})")
     st.caption("Share this page's URL to show the same query. 'search from here' makes a neighbour the query "
                "in this tab; clicking a picture opens its own similar page in a new tab.")
 

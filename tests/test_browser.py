@@ -4,11 +4,13 @@ Saves a screenshot of every page to browser.SCREENSHOT_DIR: an ignored folder un
 docs/screenshots/ (shown in README) under `make screenshots`.
 """
 
+import re
+import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from .browser import (IMAGES_JS, SCREENSHOT_DIR, fail_without_browser, launch, require_browser, running_app,
+from .browser import (IDLE_JS, IMAGES_JS, SCREENSHOT_DIR, fail_without_browser, launch, require_browser, running_app,
                       wait_rendered)
 
 pytestmark = pytest.mark.browser
@@ -95,19 +97,96 @@ def test_page_renders(browser_page, path, name, min_images):
     assert not errors
 
 
-def test_map_region_selection_lists_images(browser_page):
+def map_box(page):
+    page.wait_for_selector('[data-testid="stVegaLiteChart"] canvas', timeout=30000)
+    return page.locator('[data-testid="stVegaLiteChart"]').first.bounding_box()
+
+
+def point_under_mouse(page, box):
+    """Move the mouse over the map until Vega's tooltip names an image; return (x, y, image_id)."""
+    tip = page.locator("#vg-tooltip-element")
+    for fy in [i / 24 for i in range(5, 20)]:
+        for fx in [i / 24 for i in range(5, 20)]:
+            x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+            page.mouse.move(x, y)
+            try:
+                page.wait_for_function("() => { const t = document.querySelector('#vg-tooltip-element');"
+                                       " return t && t.classList.contains('visible') }", timeout=150)
+            except Exception:
+                continue
+            text = tip.inner_text()
+            if "image_id" in text:
+                return x, y, int(text.split("image_id")[1].split()[0])
+    raise AssertionError("no point of the map showed a tooltip")
+
+
+def picker_and_card_agree(page, ex, model, timeout=30):
+    """Wait until the cluster picker's label and the card below it show the same cluster of ``model``
+    (a label left from the previous model never does: the wait runs out and says what it saw)."""
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        box = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first
+        label = " ".join(i.input_value() for i in box.locator("input").all())
+        card = page.locator('[data-testid="stMetric"]').first.inner_text().split("\n")[-1]
+        shown = re.search(r"(-?\d+)[^:]*: ([\d,]+) images", label)
+        cluster = parse_qs(urlparse(page.url).query).get("cluster", [None])[0]
+        seen = (label, card, cluster)
+        if shown and cluster == shown.group(1):
+            size = int(ex.clusters(model).set_index("cluster").loc[int(cluster), "size"])
+            if shown.group(2) == card == f"{size:,}":
+                return
+        page.wait_for_function(IDLE_JS, timeout=timeout * 1000, polling=100)
+    raise AssertionError(f"picker, card and link disagree under {model}: {seen}")
+
+
+def test_map_region_and_click_lead_to_the_right_images(browser_page, demo_db):
+    from lib import mapview
+    from lib.queries import Explorer
+
     base, page, errors = browser_page
     visit(page, f"{base}/clusters?model=vdc_color")
-    chart = page.locator('[data-testid="stVegaLiteChart"]').first
-    box = chart.bounding_box()
+    box = map_box(page)
     page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.8, steps=8)
     page.mouse.up()
     page.get_by_text("Selected region:").wait_for(timeout=30000)
     wait_rendered(page)
+    region = mapview.parse_bounds(parse_qs(urlparse(page.url).query)["region"][0])
+    ex = Explorer(demo_db[0])
+    total = mapview.count(ex, "vdc_color", region)
+    assert 0 < total < ex.n_images
+    assert page.get_by_text(f"Selected region: {total:,} images").count() == 1  # every image, not the drawn ones
     assert loaded_images(page) > 24
     shot(page, "clusters-region")
+    # the region as a review set
+    with page.context.expect_page() as opened:  # in a new tab, beside the map
+        page.get_by_role("link", name=f"Review these {total:,} images in Outliers").click()
+    review = opened.value
+    review.get_by_text(f"Only the {total:,} images in a region of vdc_color's map").wait_for(timeout=60000)
+    wait_rendered(review)
+    assert parse_qs(urlparse(review.url).query)["region"] == [region.text()] and "map=vdc_color" in review.url
+    review.close()
+    # a click on a point opens that image, its cluster, and marks it on every model's map
+    visit(page, f"{base}/clusters?model=vdc_color")
+    x, y, image_id = point_under_mouse(page, map_box(page))
+    page.mouse.click(x, y)
+    page.wait_for_function(f"() => new URLSearchParams(location.search).get('image') === '{image_id}'",
+                           timeout=30000)
+    page.get_by_text(f"Image #{image_id}").wait_for(timeout=30000)
+    wait_rendered(page)
+    own = ex.assignment("vdc_color", image_id)
+    assert parse_qs(urlparse(page.url).query)["cluster"] == [str(own)]
+    assert page.get_by_text(f"cluster {own} (shown below)").count() == 1
+    shot(page, "clusters-picked")
+    for model in ("vdc_type", "osnet"):  # another model's map: the same image, and picker and card agree
+        sidebar = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first
+        sidebar.click()
+        page.get_by_role("option", name=model, exact=True).click()
+        page.wait_for_function(f"() => location.search.includes('model={model}')", timeout=30000)
+        wait_rendered(page)
+        assert page.get_by_text(f"Image #{image_id}").count() == 1
+        picker_and_card_agree(page, ex, model)
     assert not errors
 
 

@@ -407,8 +407,8 @@ def test_pages_open_on_the_recommended_model_and_say_why(app_db):
 
 
 # every query parameter of every page, with hostile or malformed values
-PARAMS = {"overview": ["model"], "metrics": ["model"], "clusters": ["model", "cluster"],
-          "similar": ["model", "image", "n"], "outliers": ["model", "page"], "compare": ["image"]}
+PARAMS = {"overview": ["model"], "metrics": ["model"], "clusters": ["model", "cluster", "view", "region", "image"],
+          "similar": ["model", "image", "n"], "outliers": ["model", "page", "map", "region"], "compare": ["image"]}
 GARBAGE = ["'; DROP TABLE images; --", "<script>alert(1)</script>", "../../../etc/passwd", "\u00b2",
            "-1", "1e3", "9" * 5000, "\x00"]
 
@@ -428,6 +428,12 @@ def test_garbage_in_every_url_parameter_gives_a_page_not_a_traceback(app_db, pag
         assert at.number_input[0].value == 1
     if page == "clusters":
         assert at.selectbox[0].value == 0
+        said = " ".join(w.value for w in at.warning)
+        for what in ("the zoomed view", "the selected region", "image"):  # each bad map parameter is named
+            assert f"Ignored {what} " in said
+        assert not {"view", "region", "image"} & set(at.query_params)  # and dropped from the link
+    if page == "outliers":
+        assert "Ignored the map region" in " ".join(w.value for w in at.warning)
 
 
 def test_a_finished_rebuild_is_served_without_a_restart(tmp_path, monkeypatch):
