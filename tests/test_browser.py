@@ -331,3 +331,63 @@ def test_search_by_what_a_user_holds(browser_page, demo_db, how):
         wait_rendered(page)
     assert parse_qs(urlparse(page.url).query)["image"] == [typed]  # the link is the search
     assert not errors
+
+
+SHOWN_JS = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const values = Array.from(main.querySelectorAll('input, textarea')).map(
+        i => i.type === 'checkbox' ? String(i.checked) : i.value);
+    const side = Array.from(document.querySelectorAll('[data-testid="stSidebar"] input')).map(i => i.value);
+    const pics = Array.from(main.querySelectorAll('[data-testid="stImageCaption"]')).map(c => c.innerText);
+    return {text: main.innerText, values, side, pics};
+}"""
+
+
+def full_links(ex):
+    """Every page with every parameter it takes set to something other than its default."""
+    from lib import mapview
+
+    b = mapview.extent(ex, "vdc_color")
+    view = mapview.zoom_around(b, (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 0.6)
+    region = mapview.zoom_around(b, (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 0.3)
+    return [
+        "?model=vdc_type&algo=ward",
+        "metrics?model=osnet",
+        f"clusters?model=vdc_color&algo=kmeans&cluster=3&view={view.text()}&region={region.text()}&image=5",
+        "similar?model=vdc_type&algo=kmeans&image=42&n=8&frames=1",
+        f"outliers?model=consensus&page=2&flagged=0&unreviewed=1&cmodel=vdc_color&cluster=1"
+        f"&map=vdc_color&region={b.text()}",
+        "outliers?model=osnet&page=1&cause=lof",
+        "compare?image=42",
+    ]
+
+
+def test_every_link_with_all_its_parameters_shows_the_same_in_a_new_browser(demo_db, tmp_path):
+    """A colleague opening a shared link (a new browser context: no session, no cache) sees what its
+    author saw, and no parameter is dropped from the link on the way."""
+    from playwright import sync_api
+
+    from lib import store
+    from lib.queries import Explorer
+
+    db = tmp_path / "vehicles.duckdb"
+    store.publish(db, store.resolve(demo_db[0]))
+    links = full_links(Explorer(demo_db[0]))
+    with running_app(db) as base, sync_api.sync_playwright() as p:
+        browser = launch(p)
+        author = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for link in links:
+            visit(author, f"{base}/{link}")
+            loaded_images(author)
+            sent = parse_qs(urlparse(link).query)
+            kept = parse_qs(urlparse(author.url).query)
+            assert {k: kept.get(k) for k in sent} == sent, (link, author.url)
+            seen = author.evaluate(SHOWN_JS)
+            assert "Ignored" not in seen["text"], (link, seen["text"][:500])  # every value was taken
+            colleague = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            visit(colleague, author.url)
+            loaded_images(colleague)
+            assert colleague.evaluate(SHOWN_JS) == seen, link
+            assert parse_qs(urlparse(colleague.url).query) == kept
+            colleague.context.close()
+        browser.close()
