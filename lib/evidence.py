@@ -223,11 +223,13 @@ def rank_groups(table):
 
     Every score of :data:`GROUP_SCORES` that every ranked model has (colour
     agreement is left out of a load without pictures) ranks the models
-    whose ``structure`` is not ``none`` (higher is better; ties share the
+    within its tier of ``structure`` (higher is better; ties share the
     average rank); a model's place is its mean rank, and equal mean ranks
-    are a tie (same place). Models with ``structure = none`` come after all
-    others, ranked among themselves the same way. If no model has
-    structure, no model gets a place (None): nothing is recommended.
+    are a tie (same place). The tiers come in order: ``clear`` structure,
+    then ``weak`` (no clear k, e.g. the gap still rising at the end of the
+    range: its clusters are where the search stopped, however well they
+    score), then ``none``. If no model has structure, no model gets a place
+    (None): nothing is recommended.
 
     Parameters
     ----------
@@ -248,18 +250,21 @@ def rank_groups(table):
     left_out = [GROUP_SCORES[c] for c in GROUP_SCORES if c not in scores]
     ranks, reasons, mean = {}, {}, {}
     place = 1
-    for tier in ([m for m in models if structure[m] != "none"], [m for m in models if structure[m] == "none"]):
-        if not tier:
+    # the scores compare the models with structure (and those without among themselves); the place
+    # puts clear structure before weak before none, the mean rank deciding within each
+    order = {"clear": 0, "weak": 1}
+    for group in ([m for m in models if structure[m] in order], [m for m in models if structure[m] not in order]):
+        if not group:
             continue
-        per = pd.DataFrame({c: (-pd.to_numeric(t.loc[tier, c], errors="coerce")).rank(method="average")
-                            for c in scores}, index=tier)
-        m_rank = per.mean(axis=1).round(6) if scores else pd.Series(1.0, index=tier)
-        tier_place = m_rank.rank(method="min").astype(int)
-        for m in tier:
+        per = pd.DataFrame({c: (-pd.to_numeric(t.loc[group, c], errors="coerce")).rank(method="average")
+                            for c in scores}, index=group)
+        m_rank = per.mean(axis=1).round(6) if scores else pd.Series(1.0, index=group)
+        key = {m: (order.get(structure[m], 2), m_rank[m]) for m in group}
+        differ = [c for c in scores if per[c].nunique() > 1]
+        for m in group:
             mean[m] = float(m_rank[m])
-            ranks[m] = place + int(tier_place[m]) - 1
-            tied = [o for o in tier if o != m and m_rank[o] == m_rank[m]]
-            differ = [c for c in scores if per[c].nunique() > 1]
+            ranks[m] = place + int(sum(key[o] < key[m] for o in group))
+            tied = [o for o in group if o != m and key[o] == key[m]]
             best = [GROUP_SCORES[c] for c in differ if per.loc[m, c] == per[c].min()]
             worst = [GROUP_SCORES[c] for c in differ if per.loc[m, c] == per[c].max()]
             k = t.loc[m, "chosen_k"]
@@ -268,10 +273,12 @@ def rank_groups(table):
             parts = [f"{label} (k = {k}, gap {gap:.3f} ± {se:.3f})"]
             if structure[m] == "none":
                 parts.append("no k beats structureless data: never recommended for groups")
-            among = ("" if len(tier) == len(models) else
-                     f" among the {len(tier)} without structure" if structure[m] == "none" else
-                     f" among the {len(tier)} with structure")
+            among = ("" if len(group) == len(models) else
+                     f" among the {len(group)} without structure" if structure[m] == "none" else
+                     f" among the {len(group)} with structure")
             parts.append(f"mean rank {mean[m]:.2f} over {len(scores)} scores{among}")
+            if structure[m] == "weak" and any(structure[o] == "clear" for o in group):
+                parts.append("placed after every model with clear structure")
             if tied:
                 parts.append(f"tied with {_names(tied)}")
             if best:
@@ -281,7 +288,7 @@ def rank_groups(table):
             if left_out:
                 parts.append("not measured: " + ", ".join(left_out))
             reasons[m] = "; ".join(parts)
-        place += len(tier)
+        place += len(group)
     if all(structure[m] == "none" for m in models):
         ranks = dict.fromkeys(models)
         reasons = {m: "no model has cluster structure, so none is recommended for groups; " + reasons[m]

@@ -124,9 +124,22 @@ def test_a_model_without_structure_is_never_recommended_for_groups():
     assert set(ranks.values()) == {None} and all("none is recommended" in r for r in reasons.values())
 
 
+def test_a_model_without_a_clear_k_comes_after_every_model_with_one():
+    # full-scale demo: vdc_type+vdc_color's gap still rose at k = 60, the end of the widened range, and it
+    # led on the scores; its clusters are where the search stopped, so the clear models come first
+    t = groups_table(consistency_kappa=[0.3, 0.9, 0.9], stability_ari=[0.5, 0.9, 0.99], silhouette=[0.1, 0.4, 0.5],
+                     color_nmi=[0.1, 0.5, 0.6])
+    ranks, reasons = evidence.rank_groups(t)
+    assert ranks == {"type": 1, "reid": 2, "noise": 3}
+    assert "placed after every model with clear structure" in reasons["reid"]
+    assert "mean rank 2.00 over 4 scores among the 2 with structure; worst on" in reasons["type"]
+    both = evidence.rank_groups(t.assign(structure=["weak", "weak", "none"]))[0]
+    assert both["reid"] == 1 and both["type"] == 2  # among equals, the scores decide
+
+
 def test_groups_ties_are_ties_and_unmeasured_colour_is_said():
     t = groups_table(consistency_kappa=[0.3, 0.9, 0.1], stability_ari=[0.9, 0.5, 0.1], silhouette=[0.4, 0.4, 0.0],
-                     color_nmi=[None] * 3)
+                     color_nmi=[None] * 3, structure=["clear", "clear", "none"])
     ranks, reasons = evidence.rank_groups(t)
     assert ranks["type"] == ranks["reid"] == 1 and ranks["noise"] == 3
     assert "tied with reid" in reasons["type"] and "not measured: agreement with colour" in reasons["type"]
