@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -132,3 +134,95 @@ def wait_rendered(page, timeout=60000):
     page.wait_for_selector(TITLE, timeout=timeout)
     page.wait_for_function(IDLE_JS, timeout=timeout, polling=100)
     return page.evaluate("() => window.__idleSince") / 1000
+
+
+# what the browser tests and benchmarks do on a page
+
+def visit(page, url):
+    page.goto(url)
+    wait_rendered(page)
+    assert page.locator('[data-testid="stException"]').count() == 0, page.inner_text("body")[:2000]
+
+
+def shot(page, name):
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def loaded_images(page, timeout=30000):
+    """How many images on the page show a picture, once none is still loading (a broken one counts 0)."""
+    page.wait_for_function(f"() => {IMAGES_JS}.every(i => i.complete)", timeout=timeout, polling=100)
+    return page.evaluate(f"() => {IMAGES_JS}.filter(i => i.naturalWidth > 0).length")
+
+
+def map_box(page):
+    page.wait_for_selector('[data-testid="stVegaLiteChart"] canvas', timeout=30000)
+    return page.locator('[data-testid="stVegaLiteChart"]').first.bounding_box()
+
+
+def point_under_mouse(page, box):
+    """Move the mouse over the map until Vega's tooltip names an image; return (x, y, image_id)."""
+    tip = page.locator("#vg-tooltip-element")
+    for fy in [i / 24 for i in range(5, 20)]:
+        for fx in [i / 24 for i in range(5, 20)]:
+            x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+            page.mouse.move(x, y)
+            try:
+                page.wait_for_function("() => { const t = document.querySelector('#vg-tooltip-element');"
+                                       " return t && t.classList.contains('visible') }", timeout=150)
+            except Exception:
+                continue
+            text = tip.inner_text()
+            if "image_id" in text:
+                return x, y, int(text.split("image_id")[1].split()[0])
+    raise AssertionError("no point of the map showed a tooltip")
+
+
+def picker_and_card_agree(page, ex, model, timeout=30):
+    """Wait until the cluster picker's label and the card below it show the same cluster of ``model``
+    (a label left from the previous model never does: the wait runs out and says what it saw)."""
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        box = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first
+        label = " ".join(i.input_value() for i in box.locator("input").all())
+        card = page.locator('[data-testid="stMetric"]').first.inner_text().split("\n")[-1]
+        shown = re.search(r"(-?\d+)[^:]*: ([\d,]+) images", label)
+        cluster = parse_qs(urlparse(page.url).query).get("cluster", [None])[0]
+        seen = (label, card, cluster)
+        if shown and cluster == shown.group(1):
+            size = int(ex.clusters(model).set_index("cluster").loc[int(cluster), "size"])
+            if shown.group(2) == card == f"{size:,}":
+                return
+        page.wait_for_function(IDLE_JS, timeout=timeout * 1000, polling=100)
+    raise AssertionError(f"picker, card and link disagree under {model}: {seen}")
+
+
+SHOWN_JS = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const values = Array.from(main.querySelectorAll('input, textarea')).map(
+        i => i.type === 'checkbox' ? String(i.checked) : i.value);
+    const side = Array.from(document.querySelectorAll('[data-testid="stSidebar"] input')).map(i => i.value);
+    const pics = Array.from(main.querySelectorAll('[data-testid="stImageCaption"]')).map(c => c.innerText);
+    return {text: main.innerText, values, side, pics};
+}"""
+
+
+def full_links(ex):
+    """Every page with every parameter it takes set to something other than its default."""
+    from lib import mapview
+
+    b = mapview.extent(ex, "vdc_color")
+    view = mapview.zoom_around(b, (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 0.6)
+    region = mapview.zoom_around(b, (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, 0.3)
+    return [
+        f"?model=vdc_type&algo={ex.algorithms('vdc_type')[-1]}",
+        "metrics?model=osnet",
+        f"clusters?model=vdc_color&algo=kmeans&cluster=3&view={view.text()}&region={region.text()}&image=5",
+        "similar?model=vdc_type&algo=kmeans&image=42&n=8&frames=1",
+        f"outliers?model=consensus&page=2&flagged=0&unreviewed=1&cmodel=vdc_color&cluster=1"
+        f"&map=vdc_color&region={b.text()}",
+        "outliers?model=osnet&page=1&cause=lof",
+        "compare?image=42",
+    ]

@@ -7,7 +7,7 @@ from bench.__main__ import main
 def test_bench_runs_end_to_end_and_reports(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     res = main(["--vehicles", "40", "--work", str(tmp_path / "work"), "--out", str(out), "--sample-peers",
-                "--app-rounds", "2", "--loader-args=--k-max 6 --map-iters 60"])
+                "--app-rounds", "2", "--app-sessions", "10", "--loader-args=--k-max 6 --map-iters 60"])
     text = out.read_text()
     for section in ("## Loader", "## Peers", "## App", "| page | median s | slowest s |", "scikit-learn TSNE",
                     "extrapolated", "recall@10", "## Clustering algorithms", "| hdbscan |",
@@ -17,6 +17,9 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     app = res["app"]
     assert app["rounds"] == 2 and len(app["first_render_s"]) == 6
     assert all(0 < app["first_render_s"][k] <= app["first_render_max_s"][k] for k in app["first_render_s"])
+    assert app["sessions"] == 10 and [n for n, _ in app["rss_after_sessions_mb"]] == [10]
+    assert app["rss_after_sessions_mb"][0][1] > 50  # a live server's memory was read
+    assert "Resident memory of one server over 10 sessions" in text
     p = res["peers"]
     assert p["recall_at_10"] >= 0.95  # the stored table against brute force
     assert p["agglomerative_gib"] > 0 and p["sklearn_tsne_extrapolated_s"] > 0
