@@ -322,6 +322,13 @@ def one_in_text(n):
     return ">1,000,000,000" if n >= 1e9 else f"{int(n):,}"
 
 
+def margin_text(margin):
+    """A boundary margin for people: 3 significant digits, so cosine-scale margins (0.000412) do not read
+    as "0.00", and no "-0" from rounding."""
+    m = float(margin)
+    return "0" if abs(m) < 1e-12 else f"{m:.3g}"
+
+
 def copies_note(copies):
     """" · 4 frames" for a near-duplicate group shown as one tile, else nothing."""
     return f" · {int(copies)} frames" if copies and int(copies) > 1 else ""

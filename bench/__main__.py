@@ -29,7 +29,7 @@ from lib import demo, neighbors  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
 
 
-PARTS = ("load", "foundation", "peers", "app")
+PARTS = ("load", "foundation", "peers", "app", "review")
 # issue 3's load: the four models and the foundation's stages, without issue 4's extras
 FOUNDATION_ARGS = ("--combine", "none", "--algorithms", "kmeans")
 
@@ -336,6 +336,16 @@ def report(res):
                      + f"; **{app['rss_after_sessions_mb'][-1][1]:.0f} MiB** at the end (target 750 MiB).\n")
     else:
         L.append("Browser figures skipped: no /usr/bin/chromium or playwright.\n")
+    rv = res.get("review")
+    if rv:
+        L.append(f"## Review\n\nVerdicts for the first {rv['verdicts']} flagged entries of the consensus ranking in "
+                 "Debian's chromium (`bench/review.py`), each way from no verdicts; actions = clicks, key presses "
+                 "and typed values; seconds until the progress line says they are reviewed; stored = verdicts read "
+                 "back from the reviews file:\n")
+        L.append("| way | actions | seconds | s per verdict | stored |\n|---|---:|---:|---:|---:|")
+        for way, f in rv["ways"].items():
+            L.append(f"| {way} | {f['actions']} | {f['seconds']:.1f} | {f['seconds_per_verdict']:.2f} | {f['stored']} |")
+        L.append("")
     L.append("## Reproduce\n\n```sh\nmake bench\n```\n\nRaw numbers: `docs/benchmarks.json`.")
     return "\n".join(L) + "\n"
 
@@ -357,7 +367,8 @@ def main(argv=None):
                     help="what to measure (default all); the rest is kept from the saved benchmarks.json")
     ap.add_argument("--app-rounds", type=int, default=3, help="newly started servers to time first renders on")
     ap.add_argument("--app-sessions", type=int, default=50, help="sessions one server serves for its memory")
-    ap.add_argument("--app-db", help="an existing database for the app part (default: the bench's own)")
+    ap.add_argument("--app-db", help="an existing database for the app and review parts (default: the bench's own)")
+    ap.add_argument("--review-verdicts", type=int, default=200, help="flagged entries the review part reviews")
     ap.add_argument("--loader-args", default="", help="extra arguments for python -m lib load (quick CI runs)")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -377,8 +388,9 @@ def main(argv=None):
     res.setdefault("measured", {})
     stamp = f"{res['when']} by `python -m bench{res['args']}`"
 
-    data, gen_s = dataset(work, args.vehicles)
     db = work / f"db-{args.vehicles}" / "vehicles.duckdb"
+    if parts & {"load", "foundation"}:  # the data is needed only to load it
+        data, gen_s = dataset(work, args.vehicles)
     if "load" in parts:
         res["generate_s"] = gen_s
         log("loading (all models, all stages)")
@@ -412,6 +424,13 @@ def main(argv=None):
         log("app figures")
         res["app"] = app_figures(Path(args.app_db) if args.app_db else db, args.app_rounds, args.app_sessions)
         res["measured"]["app"] = stamp
+    if "review" in parts:
+        from bench import review
+
+        log(f"review: {args.review_verdicts} verdicts three ways")
+        ways = review.measure(Path(args.app_db) if args.app_db else db, args.review_verdicts)
+        res["review"] = {"verdicts": next(iter(ways.values()))["verdicts"], "ways": ways}
+        res["measured"]["review"] = stamp
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report(res))
     saved.write_text(json.dumps(res, indent=1, default=float))

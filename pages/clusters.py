@@ -191,7 +191,7 @@ edge = ex.cluster_boundary(model, cluster, n=6, algorithm=algo)
 if len(edge):
     st.subheader(f"Cluster {cluster}: on the boundary")
     st.caption("Smallest margin between the distance to this cluster's centre and to the next one.")
-    ui.gallery(ex, edge["image_id"], [f"#{i} · margin {m:.2f}" for i, m in zip(edge.image_id, edge.margin)],
+    ui.gallery(ex, edge["image_id"], [f"#{i} · margin {ui.margin_text(m)}" for i, m in zip(edge.image_id, edge.margin)],
                model=model, copies=edge["copies"])
 st.subheader(f"Cluster {cluster}: random images")
 ui.gallery(ex, rnd["image_id"], model=model, copies=rnd["copies"])

@@ -34,7 +34,9 @@ right.caption("From the clusters: vehicle consistency corrected for chance (κ: 
               "separation (silhouette) and, with pictures, agreement with the measured colour (NMI); the mean "
               "rank decides, ties stay ties. A model with no cluster structure is never recommended here.")
 
+st.caption("Every score of every model: scroll the table sideways; the model column stays in place.")
 st.dataframe(table.drop(columns=["dim", "pca_dim"]), hide_index=True, width="stretch", column_config={
+    "model": st.column_config.TextColumn("model", pinned=True),
     "rank_groups": st.column_config.NumberColumn("groups rank", help="1 = most interpretable groups; none = no model has structure"),
     "rank_neighbours": st.column_config.NumberColumn("same-vehicle rank", help="1 = best neighbour recall"),
     "parts": "combination of", "metric": "distance", "structure": "structure", "chosen_k": "k",

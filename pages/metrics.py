@@ -29,16 +29,28 @@ st.write("k is chosen by the **gap statistic** (Tibshirani, Walther & Hastie 200
 
 scores = ex.k_scores(model)
 long = scores.melt(id_vars="k", var_name="score", value_name="value").dropna(subset=["value"])
-titles = {"gap": "Gap over one cluster ↑ (± SE)", "calinski_harabasz": "Calinski–Harabasz (raw)",
-          "davies_bouldin": "Davies–Bouldin ↓", "silhouette": "Silhouette ↑", "inertia": "Inertia (all rows) ↓"}
+titles = {"calinski_harabasz": "Calinski–Harabasz (raw)", "davies_bouldin": "Davies–Bouldin ↓",
+          "silhouette": "Silhouette ↑", "inertia": "Inertia (all rows) ↓"}
+# the gap, which chooses k, on its own; the four scores that do not choose in a 2 × 2 grid beside it
+# (five panels in a grid of three left an empty sixth)
+g = scores.dropna(subset=["gap"]).assign(lo=lambda d: d.gap - d.gap_se, hi=lambda d: d.gap + d.gap_se)
+gap_x = alt.X("k:Q", title="k")
+gap_chart = (alt.Chart(g).mark_area(opacity=0.25).encode(x=gap_x, y="lo:Q", y2="hi:Q")
+             + alt.Chart(g).mark_line(point=True).encode(
+                 x=gap_x, y=alt.Y("gap:Q", title="gap over one cluster ↑ (± SE)"),
+                 tooltip=["k", alt.Tooltip("gap:Q", format=".4f"), alt.Tooltip("gap_se:Q", format=".4f")])
+             + alt.Chart(g).mark_rule(color="red", strokeDash=[4, 3]).encode(x="k:Q")
+             .transform_filter(f"datum.k == {k}")).properties(height=390, title="Gap statistic: chooses k")
 long = long[long["score"].isin(titles)]
 long["score"] = long["score"].map(titles)
 base = alt.Chart(long).encode(x=alt.X("k:Q", title="k"))
 line = base.mark_line(point=True).encode(y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
                                          tooltip=["k", "score", alt.Tooltip("value:Q", format=".4g")])
 rule = alt.Chart(long).mark_rule(color="red", strokeDash=[4, 3]).encode(x="k:Q").transform_filter(f"datum.k == {k}")
-st.altair_chart((line + rule).properties(width=240, height=170)
-                .facet(facet=alt.Facet("score:N", title=None, sort=list(titles.values())), columns=3)
+c1, c2 = st.columns([1, 1.6])
+c1.altair_chart(gap_chart, width="stretch")
+c2.altair_chart((line + rule).properties(width=200, height=150)
+                .facet(facet=alt.Facet("score:N", title=None, sort=list(titles.values())), columns=2)
                 .resolve_scale(y="independent"))
 gaps = scores.dropna(subset=["gap"])[["k", "gap", "gap_se"]]
 with st.expander("Gap values"):

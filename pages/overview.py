@@ -22,24 +22,28 @@ c[4].metric("In near-duplicate groups", f"{s['duplicate_images'] / max(s['images
                  "as one image.")
 
 st.subheader("Models")
-models = ex.models()
+models = ex.models().sort_values(["rank_groups", "model"])
+models["dims"] = [f"{d:,} → {p}" for d, p in zip(models["dim"], models["pca_dim"])]
+# the columns that decide; every other score is on Compare (a wider table did not fit the page)
 st.dataframe(
-    models.sort_values(["rank_groups", "model"])[["rank_groups", "model", "structure", "dim", "pca_dim",
-                                                  "explained_variance", "chosen_k", "calinski_harabasz",
-            "davies_bouldin", "silhouette", "map_knn_preservation", "nonfinite_rows", "seconds"]],
+    models[["rank_groups", "model", "structure", "dims", "explained_variance", "chosen_k", "silhouette",
+            "davies_bouldin", "map_knn_preservation"]],
     hide_index=True, width="stretch",
     column_config={
-        "rank_groups": st.column_config.NumberColumn("groups rank", help="1 = most interpretable groups; "
-                                                     "the Compare page has both recommendations"),
-        "dim": "descriptor dims", "pca_dim": "PCA dims",
-        "explained_variance": st.column_config.NumberColumn("variance kept", format="percent"),
-        "chosen_k": "chosen k",
-        "calinski_harabasz": st.column_config.NumberColumn("Calinski–Harabasz ↑", format="%.0f"),
-        "davies_bouldin": st.column_config.NumberColumn("Davies–Bouldin ↓", format="%.2f"),
-        "silhouette": st.column_config.NumberColumn("silhouette ↑", format="%.3f"),
-        "map_knn_preservation": st.column_config.NumberColumn("map 10-NN kept", format="%.2f"),
-        "nonfinite_rows": "rows with NaN/inf", "seconds": st.column_config.NumberColumn("load s", format="%.0f"),
+        "rank_groups": st.column_config.NumberColumn("groups rank", width="small", help="1 = most interpretable "
+                                                     "groups; the Compare page has both recommendations"),
+        "model": st.column_config.TextColumn("model", pinned=True),
+        "dims": st.column_config.TextColumn("dims → PCA", help="descriptor dimensions and those PCA kept"),
+        "explained_variance": st.column_config.NumberColumn("variance kept", format="percent", width="small"),
+        "chosen_k": st.column_config.NumberColumn("k", width="small"),
+        "davies_bouldin": st.column_config.NumberColumn("Davies–Bouldin ↓", format="%.2f", width="small"),
+        "silhouette": st.column_config.NumberColumn("silhouette ↑", format="%.3f", width="small"),
+        "map_knn_preservation": st.column_config.NumberColumn("map 10-NN kept", format="%.2f", width="small"),
     })
+broken = models[models["nonfinite_rows"] > 0]
+if len(broken):
+    st.warning("Rows with NaN/inf in their descriptor (ranked first among the outliers): " + ", ".join(
+        f"{r.model} {int(r.nonfinite_rows):,}" for r in broken.itertuples()))
 st.caption("Scores are for the final clustering at the chosen k, computed on a random sample "
            f"of {int(models['sweep_sample_rows'].max()):,} rows (silhouette on "
            f"{int(models['silhouette_sample_rows'].max()):,}). 'map 10-NN kept' is the share of each "

@@ -71,3 +71,14 @@ def test_scaling_runs_and_reports_every_stage(tmp_path):
     assert all(r["stages"]["thumbnails"]["cpu_seconds"] > 0 for r in res["runs"])
     text = out.read_text()
     assert "| **whole load** |" in text and "Past one machine" in text
+
+
+def test_review_bench_counts_actions_and_checks_the_stored_verdicts(demo_db):
+    from bench import review
+
+    ways = review.measure(demo_db[0], verdicts=13)
+    assert set(ways) == set(review.WAYS)
+    for way, f in ways.items():
+        assert f["verdicts"] == 13 and f["stored"] == 13, way  # each way really stored its verdicts
+    assert ways["keyboard"]["actions"] == ways["one at a time"]["actions"] == 13  # one per entry, on one page
+    assert ways["bulk"]["actions"] < 13  # a rank range: the same count whatever its length
