@@ -51,7 +51,7 @@ def one_at_a_time(page, n):
             done += 1
             wait_rendered(page)
         if done < n:
-            page.locator('[data-testid="stNumberInput"]').first.get_by_role("button", name="+").click()
+            page.locator('[data-testid="stNumberInputStepUp"]').first.click()
             actions += 1
             wait_rendered(page)
     return actions
@@ -59,8 +59,9 @@ def one_at_a_time(page, n):
 
 def keyboard(page, n):
     for done in range(n):
-        page.locator("body").press("f")
+        page.keyboard.press("f")
         reviewed(page, done + 1)
+        wait_rendered(page)  # as a reviewer looks at the next entry: a key during a rerun can be lost
     return n
 
 

@@ -42,7 +42,7 @@ def shoot(page, url, name, out, then=None):
 def review_with_keys(page):
     """Three verdicts from the keyboard and one bulk verdict for ranks 4-24, so the progress line moves."""
     for key in ("o", "f", "u"):
-        page.locator("body").press(key)
+        page.keyboard.press(key)
         wait_rendered(page)
     page.get_by_text("One verdict for many entries").click()
     page.locator(".st-key-bulk_scope").get_by_text("ranks", exact=True).click()
