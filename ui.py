@@ -329,6 +329,37 @@ def margin_text(margin):
     return "0" if abs(m) < 1e-12 else f"{m:.3g}"
 
 
+TILE_HIGHLIGHT_CSS = """<style>div[class*="st-key-tile-"][class*="-current"] {
+    box-shadow: 0 0 0 2px #ff4b4b; border-radius: 0.5rem; }</style>"""  # an outline takes no room
+
+
+def why_text(cause, flagged_by=None, words=5):
+    """An outlier's reason for its tile: ``(a few words, the whole reason)``.
+
+    ``("why: osnet: far from every neighbour…", "why: osnet: far from every neighbour, sparser than its
+    neighbours; unusual in 1 of 3 models · top 1% by osnet: knn, lof")``: the first ``words`` words of the
+    reason's first clause, with "…" when there is more, which the second holds (and, when a 'flagged by'
+    filter is set, where it matched), for a tooltip.
+    """
+    where = f"top 1% by {flagged_by}" if flagged_by else ""
+    if not cause:
+        return "nothing unusual stands out", where or None
+    first = cause.split(";")[0].split()
+    more = len(first) > words or ";" in cause
+    return ("why: " + " ".join(first[:words]).rstrip(",") + ("…" if more else ""),
+            "why: " + cause + (f" · {where}" if where else ""))
+
+
+def cluster_labels(clusters, names=None):
+    """A cluster picker's labels, one per row of ``clusters`` (:meth:`lib.queries.Explorer.clusters`):
+    ``"3 “white vans”: 12,345 images (4.1%), mostly white (81%)"`` (``names``: ``{cluster: {"name": …}}``)."""
+    names = names or {}
+    return [("noise" if r.cluster < 0 else str(r.cluster))
+            + (f" “{names[r.cluster]['name']}”" if r.cluster in names else "")
+            + f": {r.size:,} images ({r.share:.1%}), {colour_label(r.color_name, r.color_share)}"
+            for r in clusters.itertuples()]
+
+
 def copies_note(copies):
     """" · 4 frames" for a near-duplicate group shown as one tile, else nothing."""
     return f" · {int(copies)} frames" if copies and int(copies) > 1 else ""

@@ -7,6 +7,21 @@ import ui
 ex = ui.explorer()
 st.title("Which model gives clusters a person can interpret?")
 table = ex.compare()
+MEASURES = {"ari": "ARI of the clusterings", "nmi": "NMI of the clusterings",
+            "knn_overlap": "shared 10 nearest neighbours"}
+DEFAULT_MEASURE = "ari"
+
+
+def measure_from_url(raw):
+    """The agreement measure of the link (``?measure=``); any other value is named in a warning at the top."""
+    if raw is not None and raw not in MEASURES:
+        st.warning(f"Ignored measure {raw[:40]!r} from the link: the agreement measures are "
+                   f"{', '.join(MEASURES)}; showing {DEFAULT_MEASURE} ({MEASURES[DEFAULT_MEASURE]}).")
+        return DEFAULT_MEASURE
+    return raw or DEFAULT_MEASURE
+
+
+ui.follow_url("agree_measure", "measure", measure_from_url)  # up here, so a bad link's warning is seen
 pct = dict(format="%.3f")
 
 
@@ -78,9 +93,8 @@ st.dataframe(runs[["model", "algorithm", "degenerate", "n_clusters", "noise_shar
 
 st.subheader("Do the models agree?")
 agree = ex.agreement()
-measure = st.radio("Measure", ["ari", "nmi", "knn_overlap"], horizontal=True,
-                   format_func={"ari": "ARI of the clusterings", "nmi": "NMI of the clusterings",
-                                "knn_overlap": "shared 10 nearest neighbours"}.get)
+measure = st.radio("Measure", list(MEASURES), horizontal=True, key="agree_measure", format_func=MEASURES.get)
+ui.to_url("agree_measure", "measure", None if measure == DEFAULT_MEASURE else measure)  # the link carries it
 order = list(table["model"])
 st.altair_chart(alt.Chart(agree).mark_rect().encode(
     x=alt.X("model_a:N", sort=order, title=None), y=alt.Y("model_b:N", sort=order, title=None),

@@ -71,8 +71,9 @@ elif state.get("o_cluster_of") != cmodel:  # cluster numbers of another model me
 state["o_cluster_of"] = cmodel
 if state["o_cluster"] not in [ALL] + cluster_ids:
     state["o_cluster"] = ALL
+labels = dict(zip(cluster_ids, ui.cluster_labels(cl, names)))  # size, colour and name, as on Clusters
 f4.selectbox("Cluster", [ALL] + cluster_ids, key="o_cluster", on_change=first_page,
-             format_func=lambda c: c if c == ALL else f"{c}" + (f": {names[c]['name']}" if c in names else ""))
+             format_func=lambda c: "all clusters" if c == ALL else labels[c])
 cause = None if state["o_cause"] == ANY else state["o_cause"]
 cluster = None if state["o_cluster"] == ALL else state["o_cluster"]
 
@@ -246,17 +247,21 @@ def save(path, image_id, rank, before):
     state["o_current"] = image_id
 
 
-cols = st.columns(COLUMNS)
+# a row of tiles at a time, their bottoms aligned, so the verdicts of a row line up whatever the picture's
+# height or the reason's length; the highlighted tile is outlined (a border's padding would shift it)
+st.html(ui.TILE_HIGHLIGHT_CSS)
 for n, r in enumerate(df.itertuples()):
+    if n % COLUMNS == 0:
+        cols = st.columns(COLUMNS, vertical_alignment="bottom")
     i = int(r.image_id)
     verdict, note = saved.get(r.path, (None, ""))
     # the stored verdict wins on every run: another session's save shows up here too
     state[f"verdict-{i}"], state[f"note-{i}"] = verdict, note
-    with cols[n % COLUMNS].container(border=i == current, key=f"tile-{i}" + ("-current" if i == current else "")):
+    with cols[n % COLUMNS].container(key=f"tile-{i}" + ("-current" if i == current else "")):
         ui.picture(thumbs[i], f"#{r.rank} · id {i} · 1 in {ui.one_in_text(r.one_in)}{ui.copies_note(r.copies)}",
                    ui.similar_link(link_model, i))
-        why = f"why: {r.cause}" if r.cause else "nothing unusual stands out"
-        st.caption(why + (f" · top 1% by {flagged[i]}" if i in flagged else ""))
+        short, whole = ui.why_text(r.cause, flagged.get(i))
+        st.caption(short, help=whole)  # a few words; the whole reason on hover or tap
         args = (r.path, i, int(r.rank), (verdict, note))
         st.segmented_control("Verdict", reviews.VERDICTS, key=f"verdict-{i}", on_change=save, args=args,
                              label_visibility="collapsed")

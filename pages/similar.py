@@ -7,7 +7,6 @@ ex = ui.explorer()
 model = ui.pick_model(ex, purpose="neighbours")
 algo = ui.pick_algorithm(ex, model)
 st.title("Similar cars")
-image_id = ui.pick_image(ex)
 NEIGHBOURS, DEFAULT_K = (4, 8, 12, 16, 20), 12
 
 
@@ -19,14 +18,17 @@ def neighbours_from_url(raw):
     return int(raw) if raw else DEFAULT_K
 
 
+# in the sidebar, drawn before the search box: a search that finds nothing stops the page, and a widget
+# missing from a run loses its value (the count came back as 4, the slider's first stop, after a bad ID)
 ui.follow_url("n_neighbours", "n", neighbours_from_url)
-k = st.select_slider("Neighbours", NEIGHBOURS, key="n_neighbours")
+k = st.sidebar.select_slider("Neighbours", NEIGHBOURS, key="n_neighbours")
 ui.to_url("n_neighbours", "n", None if k == DEFAULT_K else str(k))  # the link carries the count
 ui.follow_url("own_frames", "frames", lambda raw: raw == "1")
-st.toggle("Show the query's own frames", key="own_frames",
-          help="Near-identical frames of the same pass (its near-duplicate group) are hidden by default: "
-               "they are the same photo, not a similar car. Other groups show once, with their count.")
+st.sidebar.toggle("Show the query's own frames", key="own_frames",
+                  help="Near-identical frames of the same pass (its near-duplicate group) are hidden by default: "
+                       "they are the same photo, not a similar car. Other groups show once, with their count.")
 ui.to_url("own_frames", "frames", "1" if st.session_state["own_frames"] else None)
+image_id = ui.pick_image(ex)  # the URL's image= is what was typed, shown or not (a warning says why not)
 
 info = ex.image(image_id)
 q1, q2 = st.columns([1, 3])

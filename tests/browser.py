@@ -224,5 +224,5 @@ def full_links(ex):
         f"outliers?model=consensus&page=2&flagged=0&unreviewed=1&cmodel=vdc_color&cluster=1"
         f"&map=vdc_color&region={b.text()}",
         "outliers?model=osnet&page=1&cause=lof",
-        "compare?image=42",
+        "compare?image=42&measure=nmi",
     ]

@@ -155,8 +155,8 @@ def test_outliers_filters_come_from_and_go_to_the_url(app_db):
             assert ex.assignment("vdc_type", i) == 1
             assert ex.scalar("""SELECT count(*) FROM outliers WHERE image_id = ? AND model <> 'consensus'
                                 AND list_contains(string_split(flagged_by, ','), 'lof')""", [i]) >= 1
-        whys = [c.value for c in at.caption if c.value.startswith(("why:", "nothing unusual"))]
-        assert len(whys) == len(ids) and all(" top 1% by " in w and "lof" in w for w in whys), whys
+        whys = [c.proto.help for c in at.caption if c.value.startswith(("why:", "nothing unusual"))]
+        assert len(whys) == len(ids) and all("top 1% by " in w and "lof" in w for w in whys), whys
     finally:
         ex.close()
     # the URL reproduces the view; changing a filter goes back to page 1
@@ -408,7 +408,8 @@ def test_pages_open_on_the_recommended_model_and_say_why(app_db):
 
 # every query parameter of every page, with hostile or malformed values
 PARAMS = {"overview": ["model"], "metrics": ["model"], "clusters": ["model", "cluster", "view", "region", "image"],
-          "similar": ["model", "image", "n"], "outliers": ["model", "page", "map", "region"], "compare": ["image"]}
+          "similar": ["model", "image", "n"], "outliers": ["model", "page", "map", "region"],
+          "compare": ["image", "measure"]}
 GARBAGE = ["'; DROP TABLE images; --", "<script>alert(1)</script>", "../../../etc/passwd", "\u00b2",
            "-1", "1e3", "9" * 5000, "\x00"]
 
@@ -422,8 +423,10 @@ def test_garbage_in_every_url_parameter_gives_a_page_not_a_traceback(app_db, pag
     if "model" in PARAMS[page]:  # the page's default model, not the garbage
         assert at.sidebar.selectbox[0].value == opening_model(app_db, page)
     if page == "similar":
-        assert any(w in at.warning[0].value for w in ("no image", "nothing matches", "NUL character"))
-        assert not images(at)
+        said = " ".join(w.value for w in at.warning)
+        assert any(w in said for w in ("no image", "nothing matches", "NUL character"))
+        assert "Ignored n " in said and "showing 12" in said  # the count is checked even when the image is bad
+        assert not images(at) and at.select_slider(key="n_neighbours").value == 12
     if page == "outliers":
         assert at.number_input[0].value == 1
     if page == "clusters":
@@ -434,6 +437,9 @@ def test_garbage_in_every_url_parameter_gives_a_page_not_a_traceback(app_db, pag
         assert not {"view", "region", "image"} & set(at.query_params)  # and dropped from the link
     if page == "outliers":
         assert "Ignored the map region" in " ".join(w.value for w in at.warning)
+    if page == "compare":  # the default measure, and a warning naming what the link asked for
+        assert at.radio(key="agree_measure").value == "ari" and "measure" not in at.query_params
+        assert any("Ignored measure " in w.value and "showing ari" in w.value for w in at.warning)
 
 
 def test_a_finished_rebuild_is_served_without_a_restart(tmp_path, monkeypatch):
@@ -484,6 +490,27 @@ def test_compare_page_ranks_and_shows_one_image_under_every_model(app_db):
     assert len(images(at)) == 1 + 6 * 6  # the query, six neighbours under each of six models
     at.text_input[0].input("40").run()
     assert at.query_params["image"] == "40"
+
+
+
+def test_compare_measure_travels_in_the_link(app_db):
+    import json
+
+    def coloured_by(at):
+        spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+        return spec["encoding"]["color"]["field"]
+
+    at = run_page("compare", image="12", measure="nmi")
+    no_errors(at)
+    assert not at.warning and at.radio(key="agree_measure").value == "nmi" and coloured_by(at) == "nmi"
+    at.radio(key="agree_measure").set_value("knn_overlap").run()
+    assert at.query_params["measure"] == "knn_overlap" and coloured_by(at) == "knn_overlap"
+    at.radio(key="agree_measure").set_value("ari").run()  # the default leaves the link short
+    assert "measure" not in at.query_params and coloured_by(at) == "ari"
+    bad = run_page("compare", image="12", measure="jaccard")
+    no_errors(bad)
+    assert "Ignored measure 'jaccard'" in bad.warning[0].value and "showing ari" in bad.warning[0].value
+    assert bad.radio(key="agree_measure").value == "ari" and coloured_by(bad) == "ari"
 
 
 @pytest.mark.parametrize("bad, says", [("x1", "nothing matches 'x1'"), ("10000000", "no image 10000000"), ("-5", "no image -5")])
