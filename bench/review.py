@@ -31,25 +31,37 @@ WAYS = ("one at a time", "keyboard", "bulk")
 PER_PAGE = 24  # pages/outliers.py
 
 
+PROGRESS_JS = """() => { const p = Array.from(document.querySelectorAll('[data-testid="stProgress"]'))
+        .map(e => e.innerText).join(' ');
+    const m = p.match(/([\\d,]+) of [\\d,]+ flagged entries reviewed/);
+    return m ? parseInt(m[1].replace(/,/g, '')) : -1; }"""
+
+
 def reviewed(page, n, timeout=120000):
     """Wait until the progress line says at least ``n`` flagged entries are reviewed."""
-    page.wait_for_function(
-        """n => { const p = Array.from(document.querySelectorAll('[data-testid="stProgress"]'))
-                    .map(e => e.innerText).join(' ');
-                  const m = p.match(/([\\d,]+) of [\\d,]+ flagged entries reviewed/);
-                  return m && parseInt(m[1].replace(/,/g, '')) >= n; }""", arg=n, timeout=timeout, polling=100)
+    page.wait_for_function(f"n => ({PROGRESS_JS})() >= n", arg=n, timeout=timeout, polling=100)
 
 
 def one_at_a_time(page, n):
+    from playwright.sync_api import TimeoutError
+
     actions = 0
     done = 0
     while done < n:
         tiles = page.locator('div[class*="st-key-tile-"] [data-testid="stButtonGroup"]')
         for i in range(min(PER_PAGE, n - done)):
-            tiles.nth(i).get_by_role("radio", name="fine").click()
-            actions += 1
+            fine = tiles.nth(i).get_by_role("radio", name="fine")
+            while True:  # a click lost while the page still ran is clicked again (a second would undo a kept one)
+                if fine.get_attribute("aria-checked") != "true":
+                    fine.click()
+                    actions += 1
+                try:
+                    reviewed(page, done + 1, timeout=10000)
+                    break
+                except TimeoutError:
+                    continue
             done += 1
-            wait_rendered(page)
+            wait_rendered(page)  # the page settles before the next click, as for a person
         if done < n:
             page.locator('[data-testid="stNumberInputStepUp"]').first.click()
             actions += 1
@@ -58,11 +70,21 @@ def one_at_a_time(page, n):
 
 
 def keyboard(page, n):
-    for done in range(n):
+    """F until ``n`` entries have a verdict. A key pressed while the page is still running its last
+    rerun can be lost (Streamlit's shortcut needs the button drawn); a person presses again, and so
+    does this, counting every press."""
+    from playwright.sync_api import TimeoutError
+
+    presses = 0
+    while (have := page.evaluate(PROGRESS_JS)) < n:
         page.keyboard.press("f")
-        reviewed(page, done + 1)
-        wait_rendered(page)  # as a reviewer looks at the next entry: a key during a rerun can be lost
-    return n
+        presses += 1
+        try:
+            reviewed(page, have + 1, timeout=5000)
+        except TimeoutError:
+            continue
+        wait_rendered(page)
+    return presses
 
 
 def bulk(page, n):
@@ -104,6 +126,8 @@ def measure(db, verdicts=200, ways=WAYS):
                 browser = launch(p)
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(f"{base}/outliers?model=consensus")
+                # the page writes its state into the link, which runs it once more: wait for both
+                page.wait_for_function("() => location.search.includes('page=')", timeout=180000)
                 wait_rendered(page, timeout=180000)
                 start = time.perf_counter()
                 actions = {"one at a time": one_at_a_time, "keyboard": keyboard, "bulk": bulk}[way](page, verdicts)

@@ -121,8 +121,7 @@ with left:
         if st.button(f"Zoom to #{picked}"):
             set_map(view=mapview.zoom_around(whole, *here, factor=0.2).text())
             st.rerun()
-labels = [("noise" if r.cluster < 0 else str(r.cluster)) + f"{name_of(r.cluster)}: {r.size:,} images "
-          f"({r.share:.1%}), {ui.colour_label(r.color_name, r.color_share)}" for r in clusters.itertuples()]
+labels = ui.cluster_labels(clusters, names)
 ids = [int(c) for c in clusters["cluster"]]
 # a picker per model and algorithm: one shared widget kept showing the last model's label for its cluster
 pick_key = f"cluster_pick-{model}-{algo}"

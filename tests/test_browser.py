@@ -271,35 +271,27 @@ def test_search_by_what_a_user_holds(browser_page, demo_db, how):
     assert not errors
 
 
-def test_every_link_with_all_its_parameters_shows_the_same_in_a_new_browser(demo_db, tmp_path):
+def test_every_link_with_all_its_parameters_shows_the_same_in_a_new_browser(browser_page, demo_db):
     """A colleague opening a shared link (a new browser context: no session, no cache) sees what its
     author saw, and no parameter is dropped from the link on the way."""
-    from playwright import sync_api
-
-    from lib import store
     from lib.queries import Explorer
 
-    db = tmp_path / "vehicles.duckdb"
-    store.publish(db, store.resolve(demo_db[0]))
-    links = full_links(Explorer(demo_db[0]))
-    with running_app(db) as base, sync_api.sync_playwright() as p:
-        browser = launch(p)
-        author = browser.new_page(viewport={"width": 1400, "height": 1000})
-        for link in links:
-            visit(author, f"{base}/{link}")
-            loaded_images(author)
-            sent = parse_qs(urlparse(link).query)
-            kept = parse_qs(urlparse(author.url).query)
-            assert {k: kept.get(k) for k in sent} == sent, (link, author.url)
-            seen = author.evaluate(SHOWN_JS)
-            assert "Ignored" not in seen["text"], (link, seen["text"][:500])  # every value was taken
-            colleague = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            visit(colleague, author.url)
-            loaded_images(colleague)
-            assert colleague.evaluate(SHOWN_JS) == seen, link
-            assert parse_qs(urlparse(colleague.url).query) == kept
-            colleague.context.close()
-        browser.close()
+    base, author, errors = browser_page
+    for link in full_links(Explorer(demo_db[0])):
+        visit(author, f"{base}/{link}")
+        loaded_images(author)
+        shared = author.evaluate("() => location.href")  # what the address bar holds now
+        sent, kept = parse_qs(urlparse(link).query), parse_qs(urlparse(shared).query)
+        assert {k: kept.get(k) for k in sent} == sent, (link, shared)
+        seen = author.evaluate(SHOWN_JS)
+        assert "Ignored" not in seen["text"], (link, seen["text"][:500])  # every value was taken
+        colleague = author.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        visit(colleague, shared)
+        loaded_images(colleague)
+        assert colleague.evaluate(SHOWN_JS) == seen, link
+        assert parse_qs(urlparse(colleague.evaluate("() => location.href")).query) == kept
+        colleague.context.close()
+    assert not errors
 
 
 def location_query(page):

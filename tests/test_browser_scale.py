@@ -122,7 +122,7 @@ def test_a_shared_link_shows_the_same_at_scale(app):
         seen = page.evaluate(SHOWN_JS)
         assert "Ignored" not in seen["text"], (link, seen["text"][:300])
         colleague = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        visit(colleague, page.url)
+        visit(colleague, page.evaluate("() => location.href"))
         loaded_images(colleague)
         assert colleague.evaluate(SHOWN_JS) == seen, link
         colleague.context.close()
