@@ -158,6 +158,12 @@ def zoom_around(bounds, x, y, factor=0.25):
     return Bounds(x - hw, x + hw, y - hh, y + hh)
 
 
+def pan(bounds, dx, dy):
+    """``bounds`` moved by ``dx`` of its width and ``dy`` of its height (the same size)."""
+    w, h = bounds.x1 - bounds.x0, bounds.y1 - bounds.y0
+    return Bounds(bounds.x0 + dx * w, bounds.x1 + dx * w, bounds.y0 + dy * h, bounds.y1 + dy * h)
+
+
 def distinct_colours(n):
     """``n`` colours far apart to the eye, for more clusters than Tableau's 10.
 

@@ -115,6 +115,13 @@ with left:
     if b4.button("Clear region", disabled=region is None):
         set_map(region=None)
         st.rerun()
+    # pan a zoomed view by half its size (a drag draws a region, so moving is by buttons)
+    pans = st.columns(4)
+    for col, (label, dx, dy) in zip(pans, (("← Left", -0.5, 0), ("→ Right", 0.5, 0), ("↑ Up", 0, 0.5),
+                                           ("↓ Down", 0, -0.5))):
+        if col.button(label, key=f"pan-{label}", disabled=view is None, help="move the zoomed view by half"):
+            set_map(view=mapview.pan(view, dx, dy).text())
+            st.rerun()
     if picked is not None and here is not None and view is not None and not (
             view.x0 <= here[0] <= view.x1 and view.y0 <= here[1] <= view.y1):
         st.info(f"Image #{picked} lies outside this view.")

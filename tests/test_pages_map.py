@@ -43,6 +43,10 @@ def test_a_zoomed_view_counts_every_image_in_it_and_draws_only_those(ex):
     assert density["images"].sum() == n  # the shading counts every image of the view
     assert points.x.between(view.x0, view.x1).all() and points.y.between(view.y0, view.y1).all()
     assert at.query_params["view"] == view.text()
+    right = next(b for b in at.button if b.label == "→ Right").click().run()  # pan: the same size, moved
+    moved = mapview.parse_bounds(right.query_params["view"])
+    assert moved.x0 == pytest.approx((view.x0 + view.x1) / 2, rel=1e-3) and (moved.y0, moved.y1) == (view.y0, view.y1)
+    assert chart_layers(right)[0][1]["images"].sum() == mapview.count(ex, "osnet", moved)
     whole = run_page("clusters", model="osnet")
     assert chart_layers(whole)[0][1]["images"].sum() == ex.n_images
 
