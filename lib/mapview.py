@@ -94,6 +94,7 @@ def points(ex, model, bounds=None, n=DRAWN, algorithm=DEFAULT_ALGORITHM, seed=0)
 
     Each cluster gets its share of ``n`` by its size in the view, at least
     :data:`MIN_PER_CLUSTER`; the same images are drawn for the same view.
+    The frame is cached and shared: add columns to a copy.
     """
     cond, params = _in(bounds)
     return ex.df(f"""

@@ -55,7 +55,7 @@ with left:
     in_view = int(dens["images"].sum())
     sizes = dict(zip(clusters["cluster"].astype(int), clusters["size"].astype(int)))
     colours = mapview.cluster_colours(sizes)
-    pts["colour"] = pts["cluster"].map(colours)
+    pts = pts.assign(colour=pts["cluster"].map(colours))  # a copy: the sample is cached for every session
     st.caption(f"t-SNE map: {in_view:,} images in this view" + (f" (zoomed; {ex.n_images:,} in all)" if view else "")
                + f", shaded by how many lie in each cell; {len(pts):,} drawn as points, every cluster represented. "
                "Drag a rectangle to list the images inside it (every image, not only those drawn); "
