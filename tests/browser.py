@@ -226,3 +226,17 @@ def full_links(ex):
         "outliers?model=osnet&page=1&cause=lof",
         "compare?image=42&measure=nmi",
     ]
+
+
+def settled(page, timeout=60):
+    """What the page shows (:data:`SHOWN_JS`) once two reads, each after half a second of idleness, agree:
+    at scale a page can look idle between two of its own reruns, before its pictures are drawn."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        page.wait_for_function(IDLE_JS, timeout=timeout * 1000, polling=100)
+        now = page.evaluate(SHOWN_JS)
+        if now == last:
+            return now
+        last = now
+        page.evaluate("() => { window.__idleSince = null; }")  # the next read needs a fresh 0.5 s of idleness
+    raise AssertionError(f"the page kept changing for {timeout} s: {str(last)[:300]}")

@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from .browser import (SHOWN_JS, fail_without_browser, full_links, launch, loaded_images, map_box,
-                      picker_and_card_agree, point_under_mouse, require_browser, running_app, shot, visit,
-                      wait_rendered)
+from .browser import (fail_without_browser, full_links, launch, loaded_images, map_box,
+                      picker_and_card_agree, point_under_mouse, require_browser, running_app, settled, shot,
+                      visit, wait_rendered)
 
 pytestmark = pytest.mark.browser
 MISSING = require_browser("playwright.sync_api")  # skips outside CI; under CI=true every test fails with it
@@ -283,12 +283,12 @@ def test_every_link_with_all_its_parameters_shows_the_same_in_a_new_browser(brow
         shared = author.evaluate("() => location.href")  # what the address bar holds now
         sent, kept = parse_qs(urlparse(link).query), parse_qs(urlparse(shared).query)
         assert {k: kept.get(k) for k in sent} == sent, (link, shared)
-        seen = author.evaluate(SHOWN_JS)
+        seen = settled(author)
         assert "Ignored" not in seen["text"], (link, seen["text"][:500])  # every value was taken
         colleague = author.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         visit(colleague, shared)
         loaded_images(colleague)
-        assert colleague.evaluate(SHOWN_JS) == seen, link
+        assert settled(colleague) == seen, link
         assert parse_qs(urlparse(colleague.evaluate("() => location.href")).query) == kept
         colleague.context.close()
     assert not errors

@@ -15,8 +15,8 @@ import pytest
 
 from lib import images
 
-from .browser import (SHOWN_JS, fail_without_browser, full_links, launch, loaded_images, picker_and_card_agree,
-                      require_browser, running_app, visit)
+from .browser import (fail_without_browser, full_links, launch, loaded_images, picker_and_card_agree,
+                      require_browser, running_app, settled, visit)
 
 pytestmark = pytest.mark.browser
 MISSING = require_browser("playwright.sync_api")
@@ -119,11 +119,11 @@ def test_a_shared_link_shows_the_same_at_scale(app):
     for link in full_links(ex):
         visit(page, f"{base}/{link}")
         loaded_images(page)
-        seen = page.evaluate(SHOWN_JS)
+        seen = settled(page)
         assert "Ignored" not in seen["text"], (link, seen["text"][:300])
         colleague = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         visit(colleague, page.evaluate("() => location.href"))
         loaded_images(colleague)
-        assert colleague.evaluate(SHOWN_JS) == seen, link
+        assert settled(colleague) == seen, link
         colleague.context.close()
     assert not errors
