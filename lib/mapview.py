@@ -43,6 +43,14 @@ class Bounds:
         """The bounds as a link writes them (4 significant digits: a map unit is far above that)."""
         return ",".join(f"{v:.4g}" for v in (self.x0, self.x1, self.y0, self.y1))
 
+    def contains(self, x, y):
+        """Whether the point ``(x, y)`` lies inside (edges included)."""
+        return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
+
+    def covers(self, other):
+        """Whether every point of ``other`` lies inside."""
+        return self.contains(other.x0, other.y0) and self.contains(other.x1, other.y1)
+
     def sql(self):
         return "x BETWEEN ? AND ? AND y BETWEEN ? AND ?", [self.x0, self.x1, self.y0, self.y1]
 

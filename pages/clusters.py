@@ -106,8 +106,7 @@ with left:
         st.rerun()
     if b2.button("Zoom out", disabled=view is None):
         wider = mapview.zoom_around(shown, (shown.x0 + shown.x1) / 2, (shown.y0 + shown.y1) / 2, factor=2.5)
-        covers = wider.x0 <= whole.x0 and wider.x1 >= whole.x1 and wider.y0 <= whole.y0 and wider.y1 >= whole.y1
-        set_map(view=None if covers else wider.text())
+        set_map(view=None if wider.covers(whole) else wider.text())
         st.rerun()
     if b3.button("Whole map", disabled=view is None):
         set_map(view=None)
@@ -122,8 +121,7 @@ with left:
         if col.button(label, key=f"pan-{label}", disabled=view is None, help="move the zoomed view by half"):
             set_map(view=mapview.pan(view, dx, dy).text())
             st.rerun()
-    if picked is not None and here is not None and view is not None and not (
-            view.x0 <= here[0] <= view.x1 and view.y0 <= here[1] <= view.y1):
+    if picked is not None and here is not None and view is not None and not view.contains(*here):
         st.info(f"Image #{picked} lies outside this view.")
         if st.button(f"Zoom to #{picked}"):
             set_map(view=mapview.zoom_around(whole, *here, factor=0.2).text())

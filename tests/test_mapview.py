@@ -92,6 +92,9 @@ def test_locate_and_zoom_around(ex, whole_map):
     z = mapview.zoom_around(mapview.Bounds(0, 10, 0, 20), 3, 4, factor=0.5)
     assert (z.x0, z.x1, z.y0, z.y1) == (0.5, 5.5, -1.0, 9.0)
     assert mapview.pan(mapview.Bounds(0, 10, 0, 20), 0.5, -0.5) == mapview.Bounds(5, 15, -10, 10)
+    box = mapview.Bounds(0, 10, 0, 20)
+    assert box.contains(10, 0) and not box.contains(10.1, 5)
+    assert box.covers(mapview.Bounds(1, 9, 0, 20)) and not box.covers(mapview.Bounds(-1, 9, 0, 20))
 
 
 TABLEAU20 = ["#" + h for h in "4c78a8 9ecae9 f58518 ffbf79 54a24b 88d27a b79a20 f2cf5b 439894 83bcb6 e45756 "
