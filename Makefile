@@ -17,8 +17,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+# first start: the demo's first look (KMeans on each model, about a minute), then the full load in the
+# background (the pages say what is still computing); nothing to do when the database is there
 demo-db: venv
-	@test -e $(DB) || { test -f $(DEMO)/images_paths.csv || $(PY) -m lib demo $(DEMO); $(PY) -m lib load $(DEMO) --db $(DB); }
+	@$(PY) -m lib first-start $(DEMO) --db $(DB)
 
 run: demo-db
 	VEHICLE_DB=$(DB) $(PY) -m streamlit run streamlit_app.py --server.port $(PORT)

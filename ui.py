@@ -9,14 +9,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib import batches, images, mapview, reviews, search, store
+from lib import batches, firststart, images, mapview, reviews, search, store
 from lib.progress import Progress
 from lib.queries import Explorer
 
 ROOT = Path(__file__).resolve().parent
 DB_PATH = Path(os.environ.get("VEHICLE_DB", ROOT / "data" / "vehicles.duckdb"))
 DEMO_DIR = Path(os.environ.get("VEHICLE_DEMO_DIR", ROOT / "data" / "demo"))
-DEMO_VEHICLES = int(os.environ.get("VEHICLE_DEMO_VEHICLES", "600"))
+DEMO_VEHICLES = int(os.environ.get("VEHICLE_DEMO_VEHICLES", str(firststart.DEMO_VEHICLES)))
 PAGES = {  # url path -> file, title
     "overview": ("pages/overview.py", "Overview"),
     "metrics": ("pages/metrics.py", "Metrics"),
@@ -64,7 +64,27 @@ def explorer():
                  f"{store.SCHEMA_VERSION}). Rebuild it: `python -m lib load DATA --db {DB_PATH}` "
                  "(your verdicts and cluster names are kept apart and survive the rebuild).")
         st.stop()
+    background_note(str(real))
     return ex
+
+
+def background_note(build):
+    """Say what a background load is still computing; rerun the page when its build lands."""
+    status = firststart.background_status(DB_PATH)
+    if status is None:
+        return
+    if status["running"]:
+        _watch_background(build)
+    else:
+        st.warning(firststart.describe(status))
+
+
+@st.fragment(run_every=5)
+def _watch_background(build):
+    status = firststart.background_status(DB_PATH)
+    if str(store.resolve(DB_PATH)) != build or status is None or not status["running"]:
+        st.rerun()  # the whole page: a new build, or the load stopped
+    st.info(firststart.describe(status), icon="⏳")
 
 
 def review_store():
@@ -214,18 +234,13 @@ def require_password():
 
 
 def ensure_database():
-    """Build the demo database on first start, showing progress."""
+    """Build the demo's first look on first start, showing progress; the full load follows in the background."""
     if store.resolve(DB_PATH) is not None:
         return
-    from lib import demo, pipeline
-
     st.title("Building the demo database")
-    st.write("No database yet: generating the demo dataset and loading it. This happens once.")
-    box = st.container()
-    if not (DEMO_DIR / "images_paths.csv").exists():
-        bar = box.progress(0.0, text="rendering demo images")
-        demo.generate(DEMO_DIR, n_vehicles=DEMO_VEHICLES, progress=lambda d, t: bar.progress(min(1.0, d / max(t, 1)), text="rendering demo images"))
-    pipeline.load(DEMO_DIR, DB_PATH, progress=StreamlitProgress(box))
+    st.write("No database yet: generating the demo dataset and a first look at it (KMeans on each model, "
+             "about a minute). The other algorithms and the combinations of models follow in the background.")
+    firststart.first_start(DEMO_DIR, DB_PATH, n_vehicles=DEMO_VEHICLES, progress=StreamlitProgress(st.container()))
     st.rerun()
 
 

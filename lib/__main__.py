@@ -65,7 +65,19 @@ def _load(args):
                      map_worker={"auto": None, "on": True, "off": False}[args.map_worker])
     if args.map_iters:
         cfg.map_iters = cfg.map_exaggeration_iters = args.map_iters
-    report = load(args.dir, args.db, cfg, TerminalProgress())
+    prog = TerminalProgress()
+    if args.status:
+        from .firststart import StatusProgress
+
+        prog = StatusProgress(args.status, prog)
+    try:
+        report = load(args.dir, args.db, cfg, prog)
+    except BaseException as e:
+        if args.status:
+            prog.failed(str(e) or type(e).__name__)
+        raise
+    if args.status:
+        prog.finished()
     print(f"built {report['db']} in {report['seconds']:.1f}s: {report['images']} images")
     for m, info in report["models"].items():
         print(f"  {m}: {info['dim']} dims -> PCA {info['pca_dim']}, k = {info['chosen_k']}"
@@ -78,6 +90,19 @@ def _load(args):
     bad = {k: v for k, v in report["image_status"].items() if k != "ok" and v}
     if bad:
         print("  images without thumbnail: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
+
+
+def _first_start(args):
+    from .firststart import first_start, log_path
+    from .progress import TerminalProgress
+
+    done = first_start(args.dir, args.db, n_vehicles=args.vehicles, progress=TerminalProgress(),
+                       background=not args.no_background)
+    if done == "built":
+        print(f"first look at {args.db}: KMeans on each model"
+              + ("" if args.no_background else f"; the full load goes on in the background ({log_path(args.db)})"))
+    elif done == "resumed":
+        print(f"{args.db} is there; its full load had stopped and goes on again ({log_path(args.db)})")
 
 
 def _export(args):
@@ -139,7 +164,18 @@ def main(argv=None):
     p.add_argument("--metric", action="append", metavar="MODEL=METRIC",
                    help="euclidean or cosine (rows L2-normalised before the PCA) for one model (repeatable); "
                         "default: cosine for re-ID models (osnet) and rows already of unit length, else euclidean")
+    p.add_argument("--status", default=None, metavar="FILE",
+                   help="keep the current stage in this JSON file while loading, for the app to show; "
+                        "removed when the build is published, left saying why when the load fails")
     p.set_defaults(func=_load)
+
+    p = sub.add_parser("first-start", help="the demo database to look at within a minute (KMeans on each "
+                       "model), then the full load in the background")
+    p.add_argument("dir", help="the demo dataset's folder (generated if missing)")
+    p.add_argument("--db", required=True)
+    p.add_argument("--vehicles", type=int, default=600, help="vehicles of a newly generated demo")
+    p.add_argument("--no-background", action="store_true", help="only the first look")
+    p.set_defaults(func=_first_start)
 
     p = sub.add_parser("export", help="write every image's clusters, names, outlier rank and verdict")
     p.add_argument("--db", required=True)

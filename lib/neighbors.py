@@ -4,9 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 N_NEIGHBORS = 20
+# up to this many distance terms (rows x rows x dims) the exact search is used: 20,000 rows of 64 dims
+# take about 3 s with BLAS on 2 cores, where pynndescent's numba compilation alone costs 20-50 s in a
+# new process (the first start's largest fixed cost); the answer is exact too
+EXACT_TERMS = 20_000 * 20_000 * 64
 
 
-def build_knn(Z, n_neighbors=N_NEIGHBORS, random_state=0, n_jobs=None):
+def build_knn(Z, n_neighbors=N_NEIGHBORS, random_state=0, n_jobs=None, exact_terms=EXACT_TERMS):
     """The ``n_neighbors`` nearest other images of every row (euclidean).
 
     Parameters
@@ -16,6 +20,8 @@ def build_knn(Z, n_neighbors=N_NEIGHBORS, random_state=0, n_jobs=None):
         Neighbours kept per row, the row itself excluded.
     random_state : int
     n_jobs : int, optional
+    exact_terms : int
+        Exact search while ``rows * rows * dims`` is at most this, pynndescent above.
 
     Returns
     -------
@@ -24,8 +30,8 @@ def build_knn(Z, n_neighbors=N_NEIGHBORS, random_state=0, n_jobs=None):
     """
     n = len(Z)
     k = min(n_neighbors, n - 1)
-    if n <= 2048:
-        # NN-descent needs enough points to mix; small sets are exact and quick
+    if n <= 2048 or n * n * Z.shape[1] <= exact_terms:
+        # NN-descent needs enough points to mix; small sets are exact, and quicker than compiling it
         return exact_knn(Z, Z, k, exclude_self=True)
     from pynndescent import NNDescent  # imported late: numba compiles on import
 

@@ -18,6 +18,19 @@ from contextlib import contextmanager
 SPAWN = multiprocessing.get_context("spawn")
 
 
+def alive(pid):
+    """Whether process ``pid`` still runs (None: unknown, counted as running)."""
+    if pid is None:
+        return True  # not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def orphan_guard():
     """``initializer`` and ``initargs`` for a pool whose workers exit with this process."""
     return dict(initializer=_exit_with_parent, initargs=(os.getpid(),))

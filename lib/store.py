@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from .descriptors import model_key
+from .processes import alive
 
 # bumped whenever a table or column changes meaning; the app refuses an older build and says how to rebuild
 SCHEMA_VERSION = 4
@@ -218,7 +219,7 @@ def prune(db_path, keep=2):
         if current is None or p.resolve() != current:
             p.unlink(missing_ok=True)
     for p in d.glob("*.duckdb.partial"):
-        if not _alive(_build_pid(p)):
+        if not alive(_build_pid(p)):
             p.unlink(missing_ok=True)
             Path(str(p) + ".wal").unlink(missing_ok=True)
 
@@ -227,18 +228,6 @@ def _build_pid(path):
     # <stem>-<stamp>-<pid>-<nanos>.duckdb.partial (see new_build_path)
     m = re.search(r"-(\d+)-\d{6}\.duckdb\.partial$", path.name)
     return int(m.group(1)) if m else None
-
-
-def _alive(pid):
-    if pid is None:
-        return True  # not ours to judge: keep it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def resolve(db_path):

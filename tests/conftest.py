@@ -7,7 +7,7 @@ import pytest
 from lib import demo, pipeline
 
 SESSION_ALGORITHMS = ("kmeans", "ward", "hdbscan")
-DEMO_VEHICLES = 250  # about 2,500 images: above the exact-kNN cut-off, so pynndescent runs
+DEMO_VEHICLES = 250  # about 2,500 images (neighbours exact; pynndescent has its own tests and the 50k suite)
 DEMO_SEED = int(os.environ.get("DEMO_SEED", 7))  # the test data's seed: `DEMO_SEED=11 make test` tries other data
 
 

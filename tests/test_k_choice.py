@@ -159,3 +159,19 @@ def test_rule_looks_past_a_flat_start():
     ks, gaps, ses = [1, 2, 3, 4, 5], [0, 0.026, 0.889, 3.52, 3.446], [0, 0.028, 0.03, 0.036, 0.035]
     assert cluster.one_se_rule(ks, gaps, ses) == 4
     assert cluster.verdict(4, 3.52, 0.05) == "clear"
+
+
+def test_sweep_silhouette_from_shared_distances_equals_scikit_learns():
+    # the sweep computes the silhouette sample's distances once; every k must still score as
+    # scikit-learn does on the raw rows (unbalanced blobs, a sample smaller than the rows)
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    X, _ = make_blobs(n_samples=[900, 300, 60], n_features=12, cluster_std=2.0, random_state=3)
+    rows = cluster.k_sweep(X.astype(np.float32), ks=(2, 3, 5), sample_size=1000, silhouette_size=400)
+    S = X[cluster.sample_rows(len(X), 1000, 0)]
+    sil = S[cluster.sample_rows(len(S), 400, 1)]
+    for r in rows:
+        labels = KMeans(n_clusters=r["k"], n_init=cluster.SWEEP_N_INIT, random_state=0).fit(S).labels_
+        expected = silhouette_score(sil, labels[cluster.sample_rows(len(S), 400, 1)])
+        assert abs(r["silhouette"] - expected) < 1e-4, r["k"]

@@ -327,8 +327,11 @@ def test_entry_point_navigates(app_db):
 
 
 def test_first_start_builds_the_demo_database(tmp_path, monkeypatch):
+    import json
+    import os
+
     import ui
-    from lib import pipeline
+    from lib import firststart, pipeline
 
     from .tiny import TINY_CONFIG
 
@@ -337,15 +340,47 @@ def test_first_start_builds_the_demo_database(tmp_path, monkeypatch):
     monkeypatch.setattr(ui, "DEMO_DIR", tmp_path / "demo")
     monkeypatch.setattr(ui, "DEMO_VEHICLES", 30)
     real_load = pipeline.load
-    monkeypatch.setattr(pipeline, "load", lambda d, path, config=None, progress=None:
-                        real_load(d, path, TINY_CONFIG, progress))  # fewer k and map steps
+    configs = []
+
+    def small_load(d, path, config=None, progress=None):
+        configs.append(config)
+        return real_load(d, path, TINY_CONFIG, progress)  # fewer k and map steps
+
+    monkeypatch.setattr(pipeline, "load", small_load)
+    started = []
+
+    def fake_full_load(data_dir, db_path):  # the real one runs in test_firststart; here: it runs, as this process
+        started.append((data_dir, db_path))
+        firststart.status_path(db_path).write_text(json.dumps(
+            {"pid": os.getpid(), "started": 0, "stage": "k sweep", "model": "vdc_type+vdc_color"}))
+
+    monkeypatch.setattr(firststart, "start_full_load", fake_full_load)
     at = AppTest.from_file("../streamlit_app.py", default_timeout=600).run()
     no_errors(at)
     assert db.is_symlink() and (tmp_path / "demo" / "images_paths.csv").exists()
-    at.run()  # the rerun after the build shows the app
+    assert configs[0].algorithms == ("kmeans",) and configs[0].combinations == ()  # the first look
+    assert started == [(tmp_path / "demo", db)]
+    at.run()  # the rerun after the build shows the app, and what is still to come
     no_errors(at)
     assert at.title[0].value == "Vehicle cluster explorer"
     assert at.metric[2].value == "6"
+    assert any("Still computing in the background" in i.value and "k sweep of vdc_type+vdc_color" in i.value
+               for i in at.info)
+
+
+def test_pages_say_when_the_background_load_stopped(app_db):
+    import json
+
+    from lib import firststart
+
+    firststart.status_path(app_db).write_text(json.dumps(
+        {"pid": 1, "started": 0, "stage": "clustering", "failed": "descriptors/osnet.pickle: unreadable",
+         "log": "/tmp/x.log"}))
+    at = AppTest.from_file("../streamlit_app.py", default_timeout=TIMEOUT).run()
+    no_errors(at)
+    assert any("stopped before it finished" in w.value and "osnet.pickle: unreadable" in w.value
+               for w in at.warning)
+    assert at.title[0].value == "Vehicle cluster explorer"  # the page itself still shows
 
 
 def test_password_gate_shows_no_data_before_sign_in(app_db):
