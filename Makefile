@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DB ?= data/vehicles.duckdb
 DEMO ?= data/demo
+DEMO_VEHICLES ?= 600
 PORT ?= 8501
 
 .PHONY: run test screenshots venv browser demo-db bench scaling loadtest reliability clean
@@ -20,7 +21,7 @@ venv: $(STAMP)
 # first start: the demo's first look (KMeans on each model, about a minute), then the full load in the
 # background (the pages say what is still computing); nothing to do when the database is there
 demo-db: venv
-	@$(PY) -m lib first-start $(DEMO) --db $(DB)
+	@$(PY) -m lib first-start $(DEMO) --db $(DB) --vehicles $(DEMO_VEHICLES)
 
 run: demo-db
 	VEHICLE_DB=$(DB) $(PY) -m streamlit run streamlit_app.py --server.port $(PORT)

@@ -29,7 +29,7 @@ from lib import demo, neighbors  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
 
 
-PARTS = ("load", "foundation", "peers", "app", "review")
+PARTS = ("load", "foundation", "peers", "app", "review", "firststart")
 # issue 3's load: the four models and the foundation's stages, without issue 4's extras
 FOUNDATION_ARGS = ("--combine", "none", "--algorithms", "kmeans")
 
@@ -346,6 +346,21 @@ def report(res):
         for way, f in rv["ways"].items():
             L.append(f"| {way} | {f['actions']} | {f['seconds']:.1f} | {f['seconds_per_verdict']:.2f} | {f['stored']} |")
         L.append("")
+    fs = res.get("firststart")
+    if fs:
+        L.append(f"## First start\n\n`make run` in a fresh clone of HEAD with the dependencies installed "
+                 f"(`bench/firststart.py`; a {fs['vehicles']}-vehicle demo, {fs['images']:,} images), timed from its "
+                 "start: the server answering, a complete Overview in Debian's chromium (the first look: KMeans on "
+                 "each model), and the background load's build landing (every algorithm and combination). Peer in "
+                 "the same run: the full load of the same demo in the foreground, what the first start waited for "
+                 "before it came in two steps. Targets (issue 15): Overview within 90 s, every page within 3 min.\n")
+        L.append("| figure | seconds |\n|---|---:|")
+        L.append(f"| server answers | {fs['server_s']:.1f} |")
+        L.append(f"| **complete Overview** | **{fs['overview_s']:.1f}** |")
+        L.append(f"| background load's build lands | {fs['full_s']:.1f} (its own load {fs['background_load_s']:.0f}) |")
+        if "peer_full_load_s" in fs:
+            L.append(f"| peer: the full load in the foreground | {fs['peer_full_load_s']:.1f} |")
+        L.append(f"\nLoad average at the end: {', '.join(f'{x:.1f}' for x in fs['load_average'])}.\n")
     L.append("## Reproduce\n\n```sh\nmake bench\n```\n\nRaw numbers: `docs/benchmarks.json`.")
     return "\n".join(L) + "\n"
 
@@ -369,6 +384,8 @@ def main(argv=None):
     ap.add_argument("--app-sessions", type=int, default=50, help="sessions one server serves for its memory")
     ap.add_argument("--app-db", help="an existing database for the app and review parts (default: the bench's own)")
     ap.add_argument("--review-verdicts", type=int, default=200, help="flagged entries the review part reviews")
+    ap.add_argument("--firststart-vehicles", type=int, default=600,
+                    help="the demo's vehicles for the first-start part (make run's default: 600)")
     ap.add_argument("--loader-args", default="", help="extra arguments for python -m lib load (quick CI runs)")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -431,6 +448,12 @@ def main(argv=None):
         ways = review.measure(Path(args.app_db) if args.app_db else db, args.review_verdicts)
         res["review"] = {"verdicts": next(iter(ways.values()))["verdicts"], "ways": ways}
         res["measured"]["review"] = stamp
+    if "firststart" in parts:
+        from bench import firststart
+
+        log(f"first start: make run in a fresh clone, a {args.firststart_vehicles}-vehicle demo")
+        res["firststart"] = firststart.measure(args.firststart_vehicles)
+        res["measured"]["firststart"] = stamp
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report(res))
     saved.write_text(json.dumps(res, indent=1, default=float))

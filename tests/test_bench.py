@@ -7,7 +7,8 @@ from bench.__main__ import main
 def test_bench_runs_end_to_end_and_reports(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     res = main(["--vehicles", "40", "--work", str(tmp_path / "work"), "--out", str(out), "--sample-peers",
-                "--app-rounds", "2", "--app-sessions", "10", "--loader-args=--k-max 6 --map-iters 60"])
+                "--app-rounds", "2", "--app-sessions", "10", "--loader-args=--k-max 6 --map-iters 60",
+                "--firststart-vehicles", "20"])
     text = out.read_text()
     for section in ("## Loader", "## Peers", "## App", "| page | median s | slowest s |", "scikit-learn TSNE",
                     "extrapolated", "recall@10", "## Clustering algorithms", "| hdbscan |",
@@ -29,6 +30,10 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     assert saved["rows"] == res["rows"]
     assert "map worker" not in text  # a load this small makes its maps inline
     assert res["foundation"]["wall_s"] > 0 and "--combine none --algorithms kmeans`: the four models" in text
+    fs = res["firststart"]  # make run in a fresh clone: the first look, then the background load's build
+    assert fs["images"] > 100 and fs["server_s"] <= fs["overview_s"] <= fs["full_s"]
+    assert "Vehicle cluster explorer" in fs["overview_text"]
+    assert "| **complete Overview** |" in text
 
 
 def test_bench_partial_run_keeps_the_other_parts_with_their_dates(tmp_path):
