@@ -84,7 +84,7 @@ def _watch_background(build):
     status = firststart.background_status(DB_PATH)
     if str(store.resolve(DB_PATH)) != build or status is None or not status["running"]:
         st.rerun()  # the whole page: a new build, or the load stopped
-    st.info(firststart.describe(status), icon="⏳")
+    st.info(firststart.describe(status), icon=":material/hourglass_top:")
 
 
 def review_store():
