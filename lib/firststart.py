@@ -15,6 +15,7 @@ saying so; :func:`first_start` run again starts the full load anew.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -184,9 +185,17 @@ def first_start(demo_dir, db_path, n_vehicles=DEMO_VEHICLES, progress=None, back
         What was done: ``"built"`` (first look built), ``"resumed"`` (a full
         load that had stopped was started again) or ``"ready"`` (nothing to do).
     """
+    demo_dir, db_path = Path(demo_dir), Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    # one first start at a time: two visitors of a new hosted app would otherwise build it twice
+    with open(db_path.parent / (db_path.name + ".first-start.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _first_start(demo_dir, db_path, n_vehicles, progress, background, random_state)
+
+
+def _first_start(demo_dir, db_path, n_vehicles, progress, background, random_state):
     from . import demo, pipeline
 
-    demo_dir, db_path = Path(demo_dir), Path(db_path)
     status = background_status(db_path)
     if store.resolve(db_path) is not None:
         if status is not None and not status["running"] and background:

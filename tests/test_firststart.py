@@ -91,3 +91,30 @@ def test_small_sets_get_exact_neighbours_without_compiling_pynndescent(tmp_path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(neighbors.__file__))))
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_two_first_starts_at_once_build_once(tmp_path, monkeypatch):
+    # two visitors of a newly started hosted app: the second waits for the first's build and uses it
+    import threading
+
+    from lib import pipeline
+
+    from .tiny import TINY_CONFIG
+
+    data = make_tiny(tmp_path / "data", n=200)
+    db = tmp_path / "v.duckdb"
+    real_load, loads = pipeline.load, []
+
+    def counted(d, path, config=None, progress=None):
+        loads.append(path)
+        return real_load(d, path, TINY_CONFIG, progress)
+
+    monkeypatch.setattr(pipeline, "load", counted)
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(firststart.first_start(data, db, background=False)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert sorted(answers) == ["built", "ready"] and loads == [db]
