@@ -62,7 +62,7 @@ def _load(args):
     cfg = LoadConfig(ks=ks, metrics=metrics, n_neighbors=args.neighbors,
                      random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs,
                      combinations=_combinations(args.combine), algorithms=algos,
-                     map_worker={"auto": None, "on": True, "off": False}[args.map_worker])
+                     map_worker={"auto": None, "on": True, "off": False}[args.map_worker], reuse_dir=args.reuse)
     if args.map_iters:
         cfg.map_iters = cfg.map_exaggeration_iters = args.map_iters
     prog = TerminalProgress()
@@ -164,6 +164,9 @@ def main(argv=None):
     p.add_argument("--metric", action="append", metavar="MODEL=METRIC",
                    help="euclidean or cosine (rows L2-normalised before the PCA) for one model (repeatable); "
                         "default: cosine for re-ID models (osnet) and rows already of unit length, else euclidean")
+    p.add_argument("--reuse", default=None, metavar="DIR",
+                   help="keep every k sweep and 2-D map in DIR by its inputs, and reuse those an earlier load "
+                        "with identical inputs kept there (the loader's own folder: never one from elsewhere)")
     p.add_argument("--status", default=None, metavar="FILE",
                    help="keep the current stage in this JSON file while loading, for the app to show; "
                         "removed when the build is published, left saying why when the load fails")

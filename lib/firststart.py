@@ -5,7 +5,8 @@
    KMeans, their neighbours, maps, outliers and thumbnails, so every page has
    its data. It is a complete build, published as any other.
 3. The full default load (the other clustering algorithms, the combinations
-   of models) starts in a background process. It keeps a status file beside
+   of models) starts in a background process; it reuses the first look's k
+   sweeps and maps, which :mod:`lib.memo` kept by their inputs. It keeps a status file beside
    the database (:func:`status_path`) while it runs, publishes a new build
    when complete and then removes the file; the app shows the status
    (:func:`describe`) and picks up the new build.
@@ -39,6 +40,12 @@ def status_path(db_path):
     """The background load's status file beside the database link."""
     db_path = Path(db_path)
     return db_path.parent / (db_path.name + ".loading.json")
+
+
+def reuse_path(db_path):
+    """Where the first look keeps its k sweeps and maps for the full load to reuse (:mod:`lib.memo`)."""
+    db_path = Path(db_path)
+    return db_path.parent / (db_path.name + ".reuse")
 
 
 def log_path(db_path):
@@ -151,7 +158,8 @@ def start_full_load(data_dir, db_path):
     subprocess.Popen
     """
     status, log = status_path(db_path), log_path(db_path)
-    cmd = [sys.executable, "-m", "lib", "load", str(data_dir), "--db", str(db_path), "--status", str(status)]
+    cmd = [sys.executable, "-m", "lib", "load", str(data_dir), "--db", str(db_path), "--status", str(status),
+           "--reuse", str(reuse_path(db_path))]
     if shutil.which("nice"):
         cmd = ["nice", "-n", "10", *cmd]
     with open(log, "ab") as out:
@@ -206,7 +214,8 @@ def _first_start(demo_dir, db_path, n_vehicles, progress, background, random_sta
     if not (demo_dir / "images_paths.csv").exists():
         with prog.stage("render demo dataset"):
             demo.generate(demo_dir, n_vehicles=n_vehicles, seed=random_state)
-    pipeline.load(demo_dir, db_path, pipeline.LoadConfig(random_state=random_state, **FIRST_LOOK), prog)
+    pipeline.load(demo_dir, db_path, pipeline.LoadConfig(random_state=random_state, reuse_dir=str(reuse_path(db_path)),
+                                                        **FIRST_LOOK), prog)
     if background:
         start_full_load(demo_dir, db_path)
     return "built"

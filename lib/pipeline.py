@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (algorithms, cluster, combine, descriptors, duplicates, embed, evidence, images, krange, metric,
-               neighbors, outliers, projection, reduce, store)
+from . import (algorithms, cluster, combine, descriptors, duplicates, embed, evidence, images, krange, memo,
+               metric, neighbors, outliers, projection, reduce, store)
 from .progress import Progress
 
 
@@ -47,6 +47,9 @@ class LoadConfig:
     # model -> "euclidean" | "cosine" (rows L2-normalised before the PCA); a model not named gets
     # lib.metric.default_metric: cosine for re-ID models (osnet) and rows already of unit length
     metrics: dict = field(default_factory=dict)
+    # a folder where k sweeps and 2-D maps are kept by their inputs and reused by a later load of the
+    # same data (lib.memo); the first start's full load reuses its first look's
+    reuse_dir: str = None
 
 
 # below this a map takes seconds and starting a second process costs as much
@@ -148,7 +151,8 @@ def load(data_dir, db_path, config=None, progress=None):
         report["image_status"] = status_counts
 
         if maps is not None:
-            _collect_maps(db, maps, list(results), prog)
+            _collect_maps(db, maps, {m: r.map_key for m, r in results.items() if r.map_key},
+                          memo.Memo(cfg.reuse_dir) if cfg.reuse_dir else None, prog)
 
         with prog.stage("agreement and ranking"):
             db.insert("model_agreement", _columns(evidence.agreement(
@@ -181,6 +185,7 @@ class ModelResult:
     centers: np.ndarray
     knn_idx: np.ndarray        # the neighbour table (self excluded), nearest first
     knn_dist: np.ndarray
+    map_key: str = None        # the map's lib.memo key, to keep a map made in the background
     outlier_z: np.ndarray = None       # calibrated model score as a normal z
     outlier_log10_p: np.ndarray = None
     outlier_causes: list = None
@@ -238,9 +243,18 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
     ids = np.arange(n, dtype=np.int32)
     vtable = db.create_vectors(model, Z)
 
-    with prog.stage("k sweep", total=len(cfg.ks), model=model) as advance:
-        choice = cluster.choose(Z, cfg.ks, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state, advance)
-        sweep, k = choice.scores, choice.k  # the gap statistic's k and verdict (a widened range's k included)
+    cache = memo.Memo(cfg.reuse_dir) if cfg.reuse_dir else None
+    sweep_key = memo.Memo.key("k sweep", Z, tuple(cfg.ks), cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state)
+    choice = cache.get(sweep_key) if cache else None
+    if choice is not None:
+        with prog.stage("k sweep (reused)", model=model):
+            pass
+    else:
+        with prog.stage("k sweep", total=len(cfg.ks), model=model) as advance:
+            choice = cluster.choose(Z, cfg.ks, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state, advance)
+        if cache:
+            cache.put(sweep_key, choice)
+    sweep, k = choice.scores, choice.k  # the gap statistic's k and verdict (a widened range's k included)
     db.insert("k_scores", {"model": [model] * len(sweep), **{c: [s[c] for s in sweep] for c in sweep[0]}})
 
     with prog.stage("clustering", model=model):
@@ -264,12 +278,23 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
                       choice.reference)
 
     preservation = None  # a map made in the background fills it in when stored
-    if maps is None:
+    map_key = memo.Memo.key("2-D map", Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
+                            cfg.random_state)
+    reused = cache.get(map_key) if cache else None
+    if reused is not None:
+        with prog.stage("2-D map (reused)", model=model):
+            Y, preservation = reused
+            _insert_map(db, model, Y)
+        map_key = None  # nothing to collect or keep
+    elif maps is None:
         with prog.stage("2-D map", total=cfg.map_iters + cfg.map_exaggeration_iters, model=model) as advance:
             Y = embed.tsne_map(Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
                                cfg.random_state, cfg.n_jobs, advance)
             preservation = embed.knn_preservation(Z, Y, random_state=cfg.random_state)
         _insert_map(db, model, Y)
+        if cache:
+            cache.put(map_key, (Y, preservation))
+        map_key = None
     else:
         maps.submit(model, Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
                     cfg.random_state, cfg.n_jobs)
@@ -280,7 +305,7 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
                 sweep_sample_rows=min(n, cfg.sweep_sample),
                 silhouette_sample_rows=min(n, cfg.sweep_sample, cfg.silhouette_sample), **scores,
                 seconds=time.perf_counter() - t_model)
-    return ModelResult(info, labels, centers, knn_idx, knn_dist)
+    return ModelResult(info, labels, centers, knn_idx, knn_dist, map_key)
 
 
 def _outlier_and_evidence_steps(db, model, Z, result, rep, duplicate_threshold, nonfinite, vehicle_codes,
@@ -321,12 +346,15 @@ def _insert_map(db, model, Y):
                       "x": Y[:, 0], "y": Y[:, 1]})
 
 
-def _collect_maps(db, maps, models, prog):
-    """Store the maps made in the background. Each is recorded as its model's
-    "2-D map" stage with the worker's own times; the wait is a stage of its own."""
-    with prog.stage("waiting for 2-D maps", total=len(models)) as advance:
-        for model in models:
+def _collect_maps(db, maps, keys, cache, prog):
+    """Store the maps made in the background (``keys``: model -> its lib.memo key, kept in
+    ``cache`` when given). Each is recorded as its model's "2-D map" stage with the
+    worker's own times; the wait is a stage of its own."""
+    with prog.stage("waiting for 2-D maps", total=len(keys)) as advance:
+        for model, key in keys.items():
             Y, preservation, seconds, cpu, peak = maps.result(model)
+            if cache:
+                cache.put(key, (Y, preservation))
             _insert_map(db, model, Y)
             db.con.execute("UPDATE models SET map_knn_preservation = ?, seconds = seconds + ? WHERE model = ?",
                            [preservation, seconds, model])

@@ -39,6 +39,9 @@ def test_first_look_then_the_full_load_lands_in_the_background(tmp_path):
     _wait(lambda: firststart.background_status(db) is None, 400, "end of the background load")
     assert store.resolve(db) != first
     assert _algorithms(store.resolve(db)) == {"kmeans", "minibatch", "gmm", "birch", "ward", "hdbscan"}
+    with duckdb.connect(str(store.resolve(db)), read_only=True) as con:  # the first look's work, not redone
+        stages = set(con.execute("SELECT stage || ' ' || model FROM stages").fetchall())
+    assert {("k sweep (reused) alpha",), ("2-D map (reused) alpha",), ("2-D map (reused) beta",)} <= stages
     assert "built" in firststart.log_path(db).read_text()
     assert firststart.first_start(data, db) == "ready"  # nothing left to do
 
