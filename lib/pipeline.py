@@ -151,8 +151,8 @@ def load(data_dir, db_path, config=None, progress=None):
         report["image_status"] = status_counts
 
         if maps is not None:
-            _collect_maps(db, maps, {m: r.map_key for m, r in results.items() if r.map_key},
-                          memo.Memo(cfg.reuse_dir) if cfg.reuse_dir else None, prog)
+            _collect_maps(db, maps, {m: r.map_key for m, r in results.items() if r.map_pending},
+                          _memo(cfg), prog)
 
         with prog.stage("agreement and ranking"):
             db.insert("model_agreement", _columns(evidence.agreement(
@@ -185,7 +185,8 @@ class ModelResult:
     centers: np.ndarray
     knn_idx: np.ndarray        # the neighbour table (self excluded), nearest first
     knn_dist: np.ndarray
-    map_key: str = None        # the map's lib.memo key, to keep a map made in the background
+    map_pending: bool = False  # its map is being made in the background
+    map_key: str = None        # the map's lib.memo key (with a reuse folder), to keep that map
     outlier_z: np.ndarray = None       # calibrated model score as a normal z
     outlier_log10_p: np.ndarray = None
     outlier_causes: list = None
@@ -243,8 +244,10 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
     ids = np.arange(n, dtype=np.int32)
     vtable = db.create_vectors(model, Z)
 
-    cache = memo.Memo(cfg.reuse_dir) if cfg.reuse_dir else None
-    sweep_key = memo.Memo.key("k sweep", Z, tuple(cfg.ks), cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state)
+    cache = _memo(cfg)
+    # keys only with a cache: hashing the inputs reads them all (about 1 s per model at full scale)
+    sweep_key = cache and memo.Memo.key("k sweep", Z, tuple(cfg.ks), cfg.sweep_sample, cfg.silhouette_sample,
+                                        cfg.random_state)
     choice = cache.get(sweep_key) if cache else None
     if choice is not None:
         with prog.stage("k sweep (reused)", model=model):
@@ -278,14 +281,13 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
                       choice.reference)
 
     preservation = None  # a map made in the background fills it in when stored
-    map_key = memo.Memo.key("2-D map", Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
-                            cfg.random_state)
+    map_key = cache and memo.Memo.key("2-D map", Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
+                                      cfg.random_state)
     reused = cache.get(map_key) if cache else None
     if reused is not None:
         with prog.stage("2-D map (reused)", model=model):
             Y, preservation = reused
             _insert_map(db, model, Y)
-        map_key = None  # nothing to collect or keep
     elif maps is None:
         with prog.stage("2-D map", total=cfg.map_iters + cfg.map_exaggeration_iters, model=model) as advance:
             Y = embed.tsne_map(Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
@@ -294,7 +296,6 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
         _insert_map(db, model, Y)
         if cache:
             cache.put(map_key, (Y, preservation))
-        map_key = None
     else:
         maps.submit(model, Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
                     cfg.random_state, cfg.n_jobs)
@@ -305,7 +306,8 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
                 sweep_sample_rows=min(n, cfg.sweep_sample),
                 silhouette_sample_rows=min(n, cfg.sweep_sample, cfg.silhouette_sample), **scores,
                 seconds=time.perf_counter() - t_model)
-    return ModelResult(info, labels, centers, knn_idx, knn_dist, map_key)
+    return ModelResult(info, labels, centers, knn_idx, knn_dist, map_pending=maps is not None and reused is None,
+                       map_key=map_key)
 
 
 def _outlier_and_evidence_steps(db, model, Z, result, rep, duplicate_threshold, nonfinite, vehicle_codes,
@@ -339,6 +341,11 @@ def _outlier_and_evidence_steps(db, model, Z, result, rep, duplicate_threshold, 
                        duplicate_threshold=duplicate_threshold,
                        seconds=result.info["seconds"] + time.perf_counter() - t_model)
     db.insert("models", {c: [v] for c, v in result.info.items()})
+
+
+def _memo(cfg):
+    """The reuse folder of ``cfg`` as a :class:`lib.memo.Memo`, or None."""
+    return memo.Memo(cfg.reuse_dir) if cfg.reuse_dir else None
 
 
 def _insert_map(db, model, Y):
