@@ -24,13 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import free_port, launch, wait_rendered  # noqa: E402
+from tests.browser import free_port, healthy, launch, wait_rendered  # noqa: E402
 
 MODELS_TABLE = '[data-testid="stDataFrame"]'
 
@@ -43,27 +42,20 @@ def _until(condition, seconds, what):
         time.sleep(0.25)
 
 
-def _healthy(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 def first_start(work, vehicles=600, timeout=900):
     """Time ``make run`` in a fresh clone under ``work`` (a demo of ``vehicles``); returns the figures in seconds."""
     clone = work / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     os.symlink(ROOT / ".venv", clone / ".venv")
     port = free_port()
-    log = open(work / "make-run.log", "wb")
+    base = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["make", "run", f"PORT={port}", f"DEMO_VEHICLES={vehicles}"], cwd=clone, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(work / "make-run.log", "wb") as log:  # the child keeps its own copy of the handle
+        proc = subprocess.Popen(["make", "run", f"PORT={port}", f"DEMO_VEHICLES={vehicles}"], cwd=clone, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     out = {}
     try:
-        _until(lambda: _healthy(port) or proc.poll() is not None, timeout, "server")
+        _until(lambda: healthy(base) or proc.poll() is not None, timeout, "server")
         if proc.poll() is not None:
             raise SystemExit(f"error: make run exited {proc.returncode}; see {work / 'make-run.log'}")
         out["server_s"] = time.perf_counter() - t0
@@ -72,7 +64,7 @@ def first_start(work, vehicles=600, timeout=900):
         with sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(base + "/")
             wait_rendered(page, timeout=timeout * 1000)
             page.wait_for_selector(MODELS_TABLE, timeout=60000)
             out["overview_s"] = time.perf_counter() - t0
@@ -80,7 +72,7 @@ def first_start(work, vehicles=600, timeout=900):
             status = clone / "data" / "vehicles.duckdb.loading.json"
             _until(lambda: not status.exists(), timeout, "end of the background load")
             out["full_s"] = time.perf_counter() - t0
-            page.goto(f"http://127.0.0.1:{port}/compare")
+            page.goto(base + "/compare")
             wait_rendered(page, timeout=120000)
             body = page.inner_text('[data-testid="stMain"]')
             out["compare_has_combinations"] = "vdc_type+vdc_color" in body

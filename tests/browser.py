@@ -42,6 +42,15 @@ def rss_mb(pid):
     return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
 
+def healthy(base):
+    """Whether the Streamlit server at ``base`` answers its health check."""
+    try:
+        with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
 @contextmanager
 def running_app(db_path, timeout=90, env=None):
     """Start ``streamlit run streamlit_app.py`` on a free port; yield its base URL (an :class:`AppURL`).
@@ -59,12 +68,7 @@ def running_app(db_path, timeout=90, env=None):
     base.pid = proc.pid
     try:
         deadline = time.time() + timeout
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
+        while not healthy(base):
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("app did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
             time.sleep(0.5)

@@ -33,6 +33,7 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     fs = res["firststart"]  # make run in a fresh clone: the first look, then the background load's build
     assert fs["images"] > 100 and fs["server_s"] <= fs["overview_s"] <= fs["full_s"]
     assert "Vehicle cluster explorer" in fs["overview_text"]
+    assert fs["compare_has_combinations"]  # the background build, served without a restart
     assert "| **complete Overview** |" in text
 
 
