@@ -100,7 +100,8 @@ def _reviews(path):
 def url_choice(key, options, default, label=None, where=st):
     """The URL's value for ``key`` if it is one of ``options`` (as strings), else ``default``.
 
-    A value that is not an option gets a warning naming it, never a traceback.
+    A value that is not an option gets a warning naming it, the choices and what is shown instead,
+    never a traceback.
     """
     raw = st.query_params.get(key)
     by_text = {str(o): o for o in options}
@@ -108,7 +109,9 @@ def url_choice(key, options, default, label=None, where=st):
         return default
     if raw in by_text:
         return by_text[raw]
-    where.warning(f"Ignored {label or key} {raw[:40]!r} from the link: not one of the choices here.")
+    choices = ", ".join(list(by_text)[:12]) + (", …" if len(by_text) > 12 else "")
+    where.warning(f"Ignored {label or key} {raw[:40]!r} from the link: not one of the choices here "
+                  f"({choices}); showing {default}.")
     return default
 
 

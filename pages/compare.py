@@ -10,18 +10,8 @@ table = ex.compare()
 MEASURES = {"ari": "ARI of the clusterings", "nmi": "NMI of the clusterings",
             "knn_overlap": "shared 10 nearest neighbours"}
 DEFAULT_MEASURE = "ari"
-
-
-def measure_from_url(raw):
-    """The agreement measure of the link (``?measure=``); any other value is named in a warning at the top."""
-    if raw is not None and raw not in MEASURES:
-        st.warning(f"Ignored measure {raw[:40]!r} from the link: the agreement measures are "
-                   f"{', '.join(MEASURES)}; showing {DEFAULT_MEASURE} ({MEASURES[DEFAULT_MEASURE]}).")
-        return DEFAULT_MEASURE
-    return raw or DEFAULT_MEASURE
-
-
-ui.follow_url("agree_measure", "measure", measure_from_url)  # up here, so a bad link's warning is seen
+# up here, so a bad link's warning is seen
+ui.follow_url("agree_measure", "measure", lambda raw: ui.url_choice("measure", list(MEASURES), DEFAULT_MEASURE))
 pct = dict(format="%.3f")
 
 

@@ -8,19 +8,9 @@ model = ui.pick_model(ex, purpose="neighbours")
 algo = ui.pick_algorithm(ex, model)
 st.title("Similar cars")
 NEIGHBOURS, DEFAULT_K = (4, 8, 12, 16, 20), 12
-
-
-def neighbours_from_url(raw):
-    if raw is not None and raw not in map(str, NEIGHBOURS):
-        st.warning(f"Ignored n {raw[:40]!r} from the link: the neighbours shown are one of "
-                   f"{', '.join(map(str, NEIGHBOURS))}; showing {DEFAULT_K}.")
-        return DEFAULT_K
-    return int(raw) if raw else DEFAULT_K
-
-
 # in the sidebar, drawn before the search box: a search that finds nothing stops the page, and a widget
 # missing from a run loses its value (the count came back as 4, the slider's first stop, after a bad ID)
-ui.follow_url("n_neighbours", "n", neighbours_from_url)
+ui.follow_url("n_neighbours", "n", lambda raw: ui.url_choice("n", NEIGHBOURS, DEFAULT_K))
 k = st.sidebar.select_slider("Neighbours", NEIGHBOURS, key="n_neighbours")
 ui.to_url("n_neighbours", "n", None if k == DEFAULT_K else str(k))  # the link carries the count
 ui.follow_url("own_frames", "frames", lambda raw: raw == "1")
