@@ -136,6 +136,7 @@ def wait_rendered(page, timeout=60000):
     idle (the 0.5 s of idleness used to confirm it is not counted).
     """
     page.wait_for_selector(TITLE, timeout=timeout)
+    page.evaluate("() => { window.__idleSince = null; }")  # idleness before this call (an earlier run) does not count
     page.wait_for_function(IDLE_JS, timeout=timeout, polling=100)
     return page.evaluate("() => window.__idleSince") / 1000
 
@@ -155,9 +156,13 @@ def shot(page, name):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def loaded_images(page, timeout=30000):
-    """How many images on the page show a picture, once none is still loading (a broken one counts 0)."""
-    page.wait_for_function(f"() => {IMAGES_JS}.every(i => i.complete)", timeout=timeout, polling=100)
+def loaded_images(page, timeout=30000, at_least=0):
+    """How many images on the page show a picture, once none is still loading (a broken one counts 0).
+
+    ``at_least`` waits (up to ``timeout``) for that many pictures to be drawn first: a rerun can
+    look idle while its later elements are still on their way."""
+    page.wait_for_function(f"() => {IMAGES_JS}.filter(i => i.complete && i.naturalWidth > 0).length >= {at_least}"
+                           f" && {IMAGES_JS}.every(i => i.complete)", timeout=timeout, polling=100)
     return page.evaluate(f"() => {IMAGES_JS}.filter(i => i.naturalWidth > 0).length")
 
 
