@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, pairwise_distances, silhouette_score
+
+# scikit-learn is imported in the functions that fit: the app imports this package for its names
+# (lib.algorithms, lib.outliers) and stays ~90 MB lighter without it (tests/test_app_imports.py)
 
 DEFAULT_KS = tuple(range(2, 31))
 SWEEP_SAMPLE = 20000
@@ -160,6 +161,8 @@ class GapReference:
 
     def add(self, ks):
         """Fit the draws for every k of ``ks`` not done yet (k must be below the draw's rows)."""
+        from sklearn.cluster import KMeans
+
         for k in ks:
             k = int(k)
             if k in self.log_w or k >= self.rows:
@@ -297,6 +300,8 @@ class _Sweep:
     """The sweep sample, its silhouette and gap sub-samples, and the reference."""
 
     def __init__(self, Z, sample_size, silhouette_size, random_state, n_refs, gap_rows):
+        from sklearn.metrics import pairwise_distances
+
         self.n = len(Z)
         # float64: scikit-learn's distances on float32 go through a slow up-casting path (half the sweep's time)
         self.S = np.asarray(Z[sample_rows(len(Z), sample_size, random_state)], dtype=np.float64)
@@ -328,6 +333,9 @@ class _Sweep:
         return out
 
     def _row(self, k, with_gap):
+        from sklearn.cluster import KMeans
+        from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
         S = self.S
         km = KMeans(n_clusters=k, n_init=SWEEP_N_INIT, random_state=self.rs).fit(S)
         labels = km.labels_
@@ -521,6 +529,8 @@ def fit_kmeans(Z, k, random_state=0, n_init=RESTARTS, restart_sample=RESTART_SAM
     tuple
         ``(labels int32, centers float32, inertia)``
     """
+    from sklearn.cluster import KMeans
+
     idx = sample_rows(len(Z), restart_sample, random_state)
     best = KMeans(n_clusters=k, n_init=n_init, random_state=random_state).fit(Z[idx])
     km = KMeans(n_clusters=k, init=best.cluster_centers_, n_init=1, random_state=random_state).fit(Z)
@@ -541,6 +551,8 @@ def label_scores(S, labels, sil_idx):
     Noise rows (label -1) are left out; a score that needs two clusters is
     NaN when fewer remain.
     """
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
     keep = labels >= 0
     S_, L_ = S[keep], labels[keep]
     sil_keep = sil_idx[keep[sil_idx]]

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import log_ndtr, ndtri_exp
-from sklearn.ensemble import IsolationForest
 
 from .cluster import sample_rows
 
@@ -133,6 +132,8 @@ def centroid_distance(Z, labels, centers):
 
 def isolation_forest(Z, rep=None, random_state=0, max_fit_rows=50000):
     """IsolationForest anomaly score, fitted on a sample of group representatives, scored on all rows."""
+    from sklearn.ensemble import IsolationForest  # in here: the app imports this module for its names
+
     units = np.flatnonzero(rep == np.arange(len(Z))) if rep is not None else np.arange(len(Z))
     fit_idx = units[sample_rows(len(units), max_fit_rows, random_state)]
     forest = IsolationForest(n_estimators=100, random_state=random_state, n_jobs=1)

@@ -3,6 +3,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 120
+PAGES = ("overview", "metrics", "clusters", "similar", "outliers", "compare")
 
 
 def run_page(name, **params):
@@ -585,3 +586,27 @@ def test_clusters_page_follows_the_algorithm(app_db):
     at = run_page("clusters", model="vdc_type", algo="nonsense")
     assert "Ignored algorithm for vdc_type 'nonsense'" in at.sidebar.warning[0].value
     shows_the_clusters_of(at, "kmeans")
+
+
+def test_the_app_imports_no_fitting_library(app_db):
+    """Serving every page loads neither scikit-learn nor numba (pynndescent): they are the loader's, and
+    would cost a served app ~90 MB of its 700 MB (issue 15). Run in a fresh interpreter, since this one
+    has imported everything."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.browser import ROOT
+
+    script = """if True:
+        import sys
+        from streamlit.testing.v1 import AppTest
+        for page in sys.argv[2:]:
+            at = AppTest.from_file(f"{sys.argv[1]}/pages/{page}.py", default_timeout=300).run()
+            assert not at.exception, (page, [e.message for e in at.exception])
+        print(sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "numba", "pynndescent", "openTSNE"}))
+        """
+    out = subprocess.run([sys.executable, "-c", script, str(ROOT), *PAGES], cwd=ROOT, capture_output=True,
+                         text=True, timeout=900, env=dict(os.environ, VEHICLE_DB=str(app_db)))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
