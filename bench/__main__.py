@@ -29,7 +29,7 @@ from lib import demo, neighbors  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
 
 
-PARTS = ("load", "foundation", "peers", "app", "review", "firststart")
+PARTS = ("load", "foundation", "peers", "neighbours", "app", "review", "firststart")
 # issue 3's load: the four models and the foundation's stages, without issue 4's extras
 FOUNDATION_ARGS = ("--combine", "none", "--algorithms", "kmeans")
 
@@ -315,6 +315,10 @@ def report(res):
              f"full-matrix Agglomerative: n(n−1)/2 float64 = **{p['agglomerative_gib']:.0f} GiB** | "
              f"{p['agglomerative_gib'] / ours_gib:.0f}× |")
     L.append("")
+    if res.get("neighbours"):
+        from bench import neighbours
+
+        L.extend(neighbours.section(res["neighbours"]))
     L.append("## App\n")
     L.append(f"Similar-images query by image ID in the data layer (`Explorer.similar`, 500 random IDs): "
              f"p50 {p['similar_p50_ms']:.1f} ms, **p95 {p['similar_p95_ms']:.1f} ms** (target 50 ms).\n")
@@ -382,7 +386,8 @@ def main(argv=None):
                     help="what to measure (default all); the rest is kept from the saved benchmarks.json")
     ap.add_argument("--app-rounds", type=int, default=3, help="newly started servers to time first renders on")
     ap.add_argument("--app-sessions", type=int, default=50, help="sessions one server serves for its memory")
-    ap.add_argument("--app-db", help="an existing database for the app and review parts (default: the bench's own)")
+    ap.add_argument("--app-db", help="an existing database for the neighbours, app and review parts "
+                                     "(default: the bench's own)")
     ap.add_argument("--review-verdicts", type=int, default=200, help="flagged entries the review part reviews")
     ap.add_argument("--firststart-vehicles", type=int, default=600,
                     help="the demo's vehicles for the first-start part (make run's default: 600)")
@@ -437,6 +442,12 @@ def main(argv=None):
         res["peers"] = peers(ex, args.peer_model, not args.sample_peers, rng)
         ex.close()
         res["measured"]["peers"] = stamp
+    if "neighbours" in parts:
+        from bench import neighbours
+
+        log("neighbour tables against exact search and pynndescent's defaults")
+        res["neighbours"] = neighbours.measure(Path(args.app_db) if args.app_db else db)
+        res["measured"]["neighbours"] = stamp
     if "app" in parts:
         log("app figures")
         res["app"] = app_figures(Path(args.app_db) if args.app_db else db, args.app_rounds, args.app_sessions)

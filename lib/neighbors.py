@@ -8,6 +8,13 @@ N_NEIGHBORS = 20
 # take about 3 s with BLAS on 2 cores, where pynndescent's numba compilation alone costs 20-50 s in a
 # new process (the first start's largest fixed cost); the answer is exact too
 EXACT_TERMS = 20_000 * 20_000 * 64
+# pynndescent above that. Its defaults (a graph of k + 1, its own candidate and tree counts) reached
+# recall@10 0.909 on osnet at full scale (414,575 rows x 64 dims); a wider graph with more candidates
+# and more random-projection trees reaches 0.992 there in about twice the build time (docs/BENCHMARKS.md,
+# `python -m bench --parts neighbours`)
+NND_GRAPH = 30        # neighbours per row in the graph NN-descent refines; the first N_NEIGHBORS are kept
+NND_CANDIDATES = 60   # candidates per row in each local join
+NND_TREES = 64        # random-projection trees of the starting graph
 
 
 def build_knn(Z, n_neighbors=N_NEIGHBORS, random_state=0, n_jobs=None, exact_terms=EXACT_TERMS):
@@ -35,8 +42,9 @@ def build_knn(Z, n_neighbors=N_NEIGHBORS, random_state=0, n_jobs=None, exact_ter
         return exact_knn(Z, Z, k, exclude_self=True)
     from pynndescent import NNDescent  # imported late: numba compiles on import
 
-    index = NNDescent(Z, n_neighbors=k + 1, metric="euclidean", random_state=random_state,
-                      n_jobs=n_jobs, low_memory=True, compressed=False, verbose=False)
+    index = NNDescent(Z, n_neighbors=max(k + 1, NND_GRAPH), metric="euclidean", random_state=random_state,
+                      n_jobs=n_jobs, low_memory=True, compressed=False, verbose=False,
+                      max_candidates=NND_CANDIDATES, n_trees=NND_TREES)
     idx, dist = index.neighbor_graph
     return _drop_self(idx, dist, k)
 

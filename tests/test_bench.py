@@ -35,6 +35,9 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     assert "Vehicle cluster explorer" in fs["overview_text"]
     assert fs["compare_has_combinations"]  # the background build, served without a restart
     assert "| **complete Overview** |" in text
+    nb = {r["model"]: r for r in res["neighbours"]}  # every model's table against exact search
+    assert set(nb) == {r["model"] for r in res["ranks"]} and "## Neighbours" in text
+    assert all(r["ours_recall"] >= 0.99 and 0 < r["defaults_recall"] <= 1 for r in nb.values())
 
 
 def test_bench_partial_run_keeps_the_other_parts_with_their_dates(tmp_path):
