@@ -130,17 +130,25 @@ def peers(ex, model, full_peers, rng):
     stored = np.stack([ex.similar(model, int(i), 10, own_group=True, one_per_group=False)["image_id"].to_numpy()
                        for i in q[:500]])
     out["recall_at_10"] = neighbors.recall_at_k(stored, exact[:500], 10)
-    lat = []
-    for i in q[:500]:
-        t = time.perf_counter()
-        ex.similar(model, int(i), 12)
-        lat.append(time.perf_counter() - t)
-    out["similar_p50_ms"] = float(np.percentile(lat, 50) * 1000)
-    out["similar_p95_ms"] = float(np.percentile(lat, 95) * 1000)
-    out["similar_qps"] = 1 / float(np.mean(lat))
+    out.update(similar_latency(ex, model, q[:500]))
     # the full-matrix Agglomerative: n(n-1)/2 float64 distances
     out["agglomerative_gib"] = n * (n - 1) / 2 * 8 / 2**30
     return out
+
+
+def similar_latency(ex, model, image_ids):
+    """``Explorer.similar`` (12 neighbours, as the page asks) timed on each image: p50, p95 (ms) and queries/s.
+
+    The first call, which reads the build's per-image arrays once, is made before the timed ones.
+    """
+    ex.similar(model, int(image_ids[0]), 12)
+    lat = []
+    for i in image_ids:
+        t = time.perf_counter()
+        ex.similar(model, int(i), 12)
+        lat.append(time.perf_counter() - t)
+    return {"similar_p50_ms": float(np.percentile(lat, 50) * 1000),
+            "similar_p95_ms": float(np.percentile(lat, 95) * 1000), "similar_qps": 1 / float(np.mean(lat))}
 
 
 def app_figures(db, rounds=3, sessions=50):
@@ -163,6 +171,7 @@ def app_figures(db, rounds=3, sessions=50):
     ex = Explorer(db)
     model = ex.model_names()[0]
     ex_rows = ex.n_images
+    latency = similar_latency(ex, model, np.random.default_rng(0).choice(ex_rows, min(500, ex_rows), replace=False))
     ex.close()
     pages = ["", f"metrics?model={model}", f"clusters?model={model}", f"similar?model={model}&image=1",
              "outliers?model=consensus", "compare?image=1"]
@@ -195,7 +204,7 @@ def app_figures(db, rounds=3, sessions=50):
         browser.close()
     return {"first_render_s": {k: float(np.median(v)) for k, v in times.items()},
             "first_render_max_s": {k: max(v) for k, v in times.items()}, "rounds": rounds, "app_rss_mb": max(rss),
-            "sessions": sessions, "rss_after_sessions_mb": growth}
+            "sessions": sessions, "rss_after_sessions_mb": growth, "model": model, **latency}
 
 
 def algorithm_section(res):
@@ -320,9 +329,11 @@ def report(res):
 
         L.extend(neighbours.section(res["neighbours"]))
     L.append("## App\n")
-    L.append(f"Similar-images query by image ID in the data layer (`Explorer.similar`, 500 random IDs): "
-             f"p50 {p['similar_p50_ms']:.1f} ms, **p95 {p['similar_p95_ms']:.1f} ms** (target 50 ms).\n")
     app = res.get("app")
+    lat = app if app and "similar_p95_ms" in app else p
+    L.append(f"Similar-images query by image ID in the data layer (`Explorer.similar` on {lat['model']}, 12 "
+             f"neighbours, 500 random IDs): p50 {lat['similar_p50_ms']:.1f} ms, **p95 {lat['similar_p95_ms']:.1f} ms** "
+             "(target 10 ms, issue 15).\n")
     if app:
         worst = app.get("first_render_max_s", {})
         L.append("First render in Debian's chromium (from navigation start until the page is drawn and "

@@ -21,6 +21,7 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     assert app["sessions"] == 10 and [n for n, _ in app["rss_after_sessions_mb"]] == [10]
     assert app["rss_after_sessions_mb"][0][1] > 50  # a live server's memory was read
     assert "Resident memory of one server over 10 sessions" in text
+    assert 0 < app["similar_p50_ms"] <= app["similar_p95_ms"] and "(target 10 ms" in text
     p = res["peers"]
     assert p["recall_at_10"] >= 0.95  # the stored table against brute force
     assert p["agglomerative_gib"] > 0 and p["sklearn_tsne_extrapolated_s"] > 0
