@@ -29,7 +29,7 @@ from lib import demo, neighbors  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
 
 
-PARTS = ("load", "foundation", "peers", "neighbours", "app", "review", "firststart")
+PARTS = ("load", "foundation", "peers", "neighbours", "maps", "app", "review", "firststart")
 # issue 3's load: the four models and the foundation's stages, without issue 4's extras
 FOUNDATION_ARGS = ("--combine", "none", "--algorithms", "kmeans")
 
@@ -328,6 +328,10 @@ def report(res):
         from bench import neighbours
 
         L.extend(neighbours.section(res["neighbours"]))
+    if res.get("maps"):
+        from bench import maps
+
+        L.extend(maps.section(res["maps"]))
     L.append("## App\n")
     app = res.get("app")
     lat = app if app and "similar_p95_ms" in app else p
@@ -402,6 +406,8 @@ def main(argv=None):
     ap.add_argument("--review-verdicts", type=int, default=200, help="flagged entries the review part reviews")
     ap.add_argument("--firststart-vehicles", type=int, default=600,
                     help="the demo's vehicles for the first-start part (make run's default: 600)")
+    ap.add_argument("--maps-vehicles", type=int, default=9000,
+                    help="vehicles of the realistic set the maps part maps (9,000: about 95,000 rows)")
     ap.add_argument("--loader-args", default="", help="extra arguments for python -m lib load (quick CI runs)")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -459,6 +465,12 @@ def main(argv=None):
         log("neighbour tables against exact search and pynndescent's defaults")
         res["neighbours"] = neighbours.measure(Path(args.app_db) if args.app_db else db)
         res["measured"]["neighbours"] = stamp
+    if "maps" in parts:
+        from bench import maps
+
+        log(f"maps on the realistic set at {args.maps_vehicles} vehicles, against openTSNE and UMAP")
+        res["maps"] = {"vehicles": args.maps_vehicles, "rows": maps.measure(args.maps_vehicles)}
+        res["measured"]["maps"] = stamp
     if "app" in parts:
         log("app figures")
         res["app"] = app_figures(Path(args.app_db) if args.app_db else db, args.app_rounds, args.app_sessions)

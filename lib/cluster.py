@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# scikit-learn is imported in the functions that fit: the app imports this package for its names
-# (lib.algorithms, lib.outliers) and stays ~90 MB lighter without it (tests/test_app_imports.py)
+# scikit-learn is imported in the functions that fit: the app imports this module for its names
+# (lib.algorithms, lib.outliers) and stays ~90 MB lighter without it (test_pages.py checks it does)
 
 DEFAULT_KS = tuple(range(2, 31))
 SWEEP_SAMPLE = 20000

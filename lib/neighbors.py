@@ -9,8 +9,8 @@ N_NEIGHBORS = 20
 # new process (the first start's largest fixed cost); the answer is exact too
 EXACT_TERMS = 20_000 * 20_000 * 64
 # pynndescent above that. Its defaults (a graph of k + 1, its own candidate and tree counts) reached
-# recall@10 0.909 on osnet at full scale (414,575 rows x 64 dims); a wider graph with more candidates
-# and more random-projection trees reaches 0.992 there in about twice the build time (docs/BENCHMARKS.md,
+# recall@10 0.898 on osnet at full scale (414,575 rows x 64 dims); a wider graph with more candidates
+# and more random-projection trees reaches 0.992 there in 2-2.5x the build time (docs/BENCHMARKS.md,
 # `python -m bench --parts neighbours`)
 NND_GRAPH = 30        # neighbours per row in the graph NN-descent refines; the first N_NEIGHBORS are kept
 NND_CANDIDATES = 60   # candidates per row in each local join

@@ -8,7 +8,7 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     res = main(["--vehicles", "40", "--work", str(tmp_path / "work"), "--out", str(out), "--sample-peers",
                 "--app-rounds", "2", "--app-sessions", "10", "--loader-args=--k-max 6 --map-iters 60",
-                "--firststart-vehicles", "20"])
+                "--firststart-vehicles", "20", "--maps-vehicles", "40"])
     text = out.read_text()
     for section in ("## Loader", "## Peers", "## App", "| page | median s | slowest s |", "scikit-learn TSNE",
                     "extrapolated", "recall@10", "## Clustering algorithms", "| hdbscan |",
@@ -36,6 +36,10 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     assert "Vehicle cluster explorer" in fs["overview_text"]
     assert fs["compare_has_combinations"]  # the background build, served without a restart
     assert "| **complete Overview** |" in text
+    maps = {r["model"]: r for r in res["maps"]["rows"]}  # every realistic model, ours beside both peers
+    assert set(maps) == {"osnet", "efficientnet-b7", "vdc_type", "noise"} and "## Maps on data with structure" in text
+    assert maps["osnet"]["ours_q"] > 2 * maps["noise"]["ours_q"]  # the measure tells structure from none
+    assert all(0 < r[q] <= 1 for r in maps.values() for q in ("ours_q", "opentsne_q", "umap_q"))
     nb = {r["model"]: r for r in res["neighbours"]}  # every model's table against exact search
     assert set(nb) == {r["model"] for r in res["ranks"]} and "## Neighbours" in text
     assert all(r["ours_recall"] >= 0.99 and 0 < r["defaults_recall"] <= 1 for r in nb.values())
