@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lib import demo, neighbors  # noqa: E402
+from lib import demo, neighbors, projection  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
 
 
@@ -69,18 +69,11 @@ def run_loader(data, db, extra=()):
     return wall, peak
 
 
-def reduced(ex, model):
-    table = ex.models().set_index("model").loc[model, "vector_table"]
-    tbl = ex.con.cursor().sql(f'SELECT vec FROM "{table}" ORDER BY image_id').to_arrow_table()
-    col = tbl.column(0).combine_chunks()
-    return np.asarray(col.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(col), -1)
-
-
 def peers(ex, model, full_peers, rng):
     """Peer measurements on one model's reduced vectors (all rows unless said)."""
     from lib import embed
 
-    Z = reduced(ex, model)
+    Z = projection.stored_vectors(ex.con.cursor(), model)
     n = len(Z)
     out = {"model": model, "rows": n, "dims": Z.shape[1]}
     stages = ex.stages()
