@@ -29,7 +29,7 @@ from lib import demo, neighbors, projection  # noqa: E402
 from lib.queries import Explorer  # noqa: E402
 
 
-PARTS = ("load", "foundation", "peers", "neighbours", "maps", "app", "review", "firststart")
+PARTS = ("load", "foundation", "peers", "neighbours", "maps", "thumbnails", "app", "review", "firststart")
 # issue 3's load: the four models and the foundation's stages, without issue 4's extras
 FOUNDATION_ARGS = ("--combine", "none", "--algorithms", "kmeans")
 
@@ -325,6 +325,10 @@ def report(res):
         from bench import maps
 
         L.extend(maps.section(res["maps"]))
+    if res.get("thumbnails"):
+        from bench import thumbnails
+
+        L.extend(thumbnails.section(res["thumbnails"]))
     L.append("## App\n")
     app = res.get("app")
     lat = app if app and "similar_p95_ms" in app else p
@@ -401,6 +405,10 @@ def main(argv=None):
                     help="the demo's vehicles for the first-start part (make run's default: 600)")
     ap.add_argument("--maps-vehicles", type=int, default=9000,
                     help="vehicles of the realistic set the maps part maps (9,000: about 95,000 rows)")
+    ap.add_argument("--thumbs-data", help="a data folder whose images the thumbnails part decodes "
+                                          "(default: the bench's own, 320 x 240 crops)")
+    ap.add_argument("--thumbs-sample", type=int, default=40_000,
+                    help="random images each decoder makes thumbnails of, per round")
     ap.add_argument("--loader-args", default="", help="extra arguments for python -m lib load (quick CI runs)")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -421,7 +429,7 @@ def main(argv=None):
     stamp = f"{res['when']} by `python -m bench{res['args']}`"
 
     db = work / f"db-{args.vehicles}" / "vehicles.duckdb"
-    if parts & {"load", "foundation"}:  # the data is needed only to load it
+    if parts & {"load", "foundation"} or ("thumbnails" in parts and not args.thumbs_data):
         data, gen_s = dataset(work, args.vehicles)
     if "load" in parts:
         res["generate_s"] = gen_s
@@ -464,6 +472,13 @@ def main(argv=None):
         log(f"maps on the realistic set at {args.maps_vehicles} vehicles, against openTSNE and UMAP")
         res["maps"] = {"vehicles": args.maps_vehicles, "rows": maps.measure(args.maps_vehicles)}
         res["measured"]["maps"] = stamp
+    if "thumbnails" in parts:
+        from bench import thumbnails
+
+        log("thumbnails: Pillow's draft mode, simplejpeg and pyvips, alternating rounds")
+        res["thumbnails"] = thumbnails.measure(Path(args.thumbs_data) if args.thumbs_data else data,
+                                               args.thumbs_sample)
+        res["measured"]["thumbnails"] = stamp
     if "app" in parts:
         log("app figures")
         res["app"] = app_figures(Path(args.app_db) if args.app_db else db, args.app_rounds, args.app_sessions)

@@ -380,8 +380,12 @@ def resolve_image(image_root, rel_path):
 
     Symbolic links are followed and the result must still lie under the root.
     """
-    root = os.path.realpath(image_root)
-    full = os.path.realpath(os.path.join(root, *PurePosixPath(rel_path).parts))
-    if os.path.commonpath([root, full]) != root:
+    return resolve_under(os.path.realpath(image_root), rel_path)
+
+
+def resolve_under(real_root, rel_path):
+    """:func:`resolve_image` for a root already resolved by ``os.path.realpath`` (a loop over many images)."""
+    full = os.path.realpath(os.path.join(real_root, *PurePosixPath(rel_path).parts))
+    if os.path.commonpath([real_root, full]) != real_root:
         return None
     return full

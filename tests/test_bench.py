@@ -8,7 +8,7 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     res = main(["--vehicles", "40", "--work", str(tmp_path / "work"), "--out", str(out), "--sample-peers",
                 "--app-rounds", "2", "--app-sessions", "10", "--loader-args=--k-max 6 --map-iters 60",
-                "--firststart-vehicles", "20", "--maps-vehicles", "40"])
+                "--firststart-vehicles", "20", "--maps-vehicles", "40", "--thumbs-sample", "150"])
     text = out.read_text()
     for section in ("## Loader", "## Peers", "## App", "| page | median s | slowest s |", "scikit-learn TSNE",
                     "extrapolated", "recall@10", "## Clustering algorithms", "| hdbscan |",
@@ -43,6 +43,11 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     nb = {r["model"]: r for r in res["neighbours"]}  # every model's table against exact search
     assert set(nb) == {r["model"] for r in res["ranks"]} and "## Neighbours" in text
     assert all(r["ours_recall"] >= 0.99 and 0 < r["defaults_recall"] <= 1 for r in nb.values())
+    th = res["thumbnails"]  # the three decoders on the same images, through the loader's pool
+    assert set(th["ways"]) == {"pillow", "simplejpeg", "pyvips"} and th["sample"] == 150 and th["source"] == "320×240"
+    assert all(len(w["rounds_ms"]) == 3 and w["ms_per_image"] > 0 for w in th["ways"].values())
+    assert all(w["same_status"] == 1 and w["same_colour"] >= 0.9 for w in th["ways"].values())
+    assert "## Thumbnails: decoders" in text and "| pyvips |" in text
 
 
 def test_bench_partial_run_keeps_the_other_parts_with_their_dates(tmp_path):

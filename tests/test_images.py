@@ -25,6 +25,7 @@ def jpeg(size=(120, 90)):
     return buf.getvalue()
 
 
+@pytest.mark.parametrize("decoders", [images.DEFAULT_DECODERS, ("pillow",)])
 @pytest.mark.parametrize("make, status", [
     (lambda p: p.write_bytes(jpeg()), "ok"),
     (lambda p: None, "missing"),
@@ -37,14 +38,68 @@ def jpeg(size=(120, 90)):
     (lambda p: p.write_bytes(png_header(20000, 20000)), "too_large"),  # 400 Mpx: Pillow's own bomb error
     (lambda p: p.write_bytes(png_header(2**31 - 1, 1)), "too_large"),
 ])
-def test_every_image_gets_a_status_and_never_raises(tmp_path, make, status):
+def test_every_image_gets_a_status_and_never_raises(tmp_path, make, status, decoders):
     p = tmp_path / "img.jpg"
     make(p)
-    got, jpeg_bytes, rgb = images.make_thumbnail(str(p))
+    got, jpeg_bytes, rgb = images.make_thumbnail(str(p), decoders=decoders)
     assert got == status
     assert (jpeg_bytes is not None) == (status == "ok") and (rgb is not None) == (status == "ok")
     if status == "ok":
         assert Image.open(io.BytesIO(jpeg_bytes)).size[0] <= images.THUMB_SIZE
+
+
+def photo(size, mode="RGB", fmt="JPEG", seed=0):
+    """A car-like crop: a checkered, graded scene (edges, where decoders differ) around a painted body."""
+    h, w = size[1], size[0]
+    y, x = np.mgrid[0:h, 0:w]
+    a = np.stack([x * 255 // w, y * 255 // h, ((x // 16 + y // 16) % 2) * 200 + 30], -1)
+    noise = np.random.default_rng(seed).integers(-8, 9, (h, w, 3))
+    body = (y > 0.4 * h) & (y < 0.85 * h) & (x > 0.1 * w) & (x < 0.9 * w)
+    a[body] = np.array([40, 90, 170]) + noise[body]
+    im = Image.fromarray(a.clip(0, 255).astype(np.uint8)).convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size, mode, fmt", [
+    ((192, 144), "RGB", "JPEG"),   # the demo's crops: libjpeg-turbo decodes at 3/4, then the box
+    ((320, 240), "RGB", "JPEG"),   # 1/2, then the box
+    ((1000, 300), "RGB", "JPEG"),  # wide: the box is filled by width
+    ((90, 200), "RGB", "JPEG"),    # tall and smaller than the box: never enlarged
+    ((320, 240), "L", "JPEG"),     # greyscale JPEG: three channels all the same
+    ((320, 240), "CMYK", "JPEG"),  # simplejpeg refuses CMYK: Pillow makes it
+    ((320, 240), "RGB", "PNG"),    # not a JPEG: Pillow
+])
+def test_the_fast_decoder_makes_pillows_thumbnail(tmp_path, size, mode, fmt):
+    """simplejpeg (the loader's first decoder) and Pillow give the same box and nearly the same pixels."""
+    p = tmp_path / "img"
+    p.write_bytes(photo(size, mode, fmt))
+    fast = images.make_thumbnail(str(p))
+    slow = images.make_thumbnail(str(p), decoders=("pillow",))
+    assert fast[0] == slow[0] == "ok"
+    a, b = (np.asarray(Image.open(io.BytesIO(t[1])).convert("RGB"), dtype=np.float64) for t in (fast, slow))
+    assert a.shape == b.shape and max(a.shape[:2]) == min(images.THUMB_SIZE, max(size))
+    assert np.abs(a - b).mean() < 6  # two decoders and resamplings of the same picture, not the same bytes
+    assert np.abs(np.subtract(fast[2], slow[2])).max() < 20  # the body colour too
+
+
+def test_a_jpeg_simplejpeg_cannot_read_is_made_by_pillow(tmp_path, monkeypatch):
+    p = tmp_path / "img.jpg"
+    p.write_bytes(photo((320, 240)))
+
+    def refuse(data, size):
+        raise ValueError("strict decoder refused it")
+    monkeypatch.setitem(images.DECODERS, "simplejpeg", refuse)
+    got, jpeg_bytes, rgb = images.make_thumbnail(str(p))
+    assert got == "ok" and Image.open(io.BytesIO(jpeg_bytes)).size == (128, 96)
+
+
+def test_a_file_over_the_byte_cap_is_refused_unread(tmp_path, monkeypatch):
+    p = tmp_path / "img.jpg"
+    p.write_bytes(photo((320, 240)))
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", p.stat().st_size - 1)
+    assert images.make_thumbnail(str(p)) == ("too_large", None, None)
 
 
 def test_a_real_decompression_bomb_is_refused_without_decoding(tmp_path):
