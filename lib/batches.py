@@ -103,6 +103,5 @@ class Batch:
         ids = [int(i) for i in image_ids]
         if not ids:
             return {}
-        got = dict(self.con.cursor().execute(
-            "SELECT image_id, jpeg FROM thumbnails WHERE image_id IN (SELECT unnest(?))", [ids]).fetchall())
+        got = dict(store.rows_by_id(self.con.cursor(), "thumbnails", ("image_id", "jpeg"), ids))
         return {i: got.get(i) or images.placeholder() for i in ids}
