@@ -103,5 +103,6 @@ class Batch:
         ids = [int(i) for i in image_ids]
         if not ids:
             return {}
-        got = dict(store.rows_by_id(self.con.cursor(), "thumbnails", ("image_id", "jpeg"), ids))
+        got = dict(self.con.cursor().execute(
+            "SELECT image_id, jpeg FROM thumbnails WHERE image_id IN (SELECT unnest(?))", [ids]).fetchall())
         return {i: got.get(i) or images.placeholder() for i in ids}

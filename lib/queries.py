@@ -253,7 +253,7 @@ class Explorer:
         ids = [int(i) for i in image_ids]
         if not ids:
             return {}
-        got = dict(store.rows_by_id(self.con.cursor(), "thumbnails", ("image_id", "jpeg"), ids))
+        got = dict(self.rows("SELECT image_id, jpeg FROM thumbnails WHERE image_id IN (SELECT unnest(?))", [ids]))
         return {i: got.get(i) or images.placeholder() for i in ids}
 
     def similar(self, model, image_id, k=12, algorithm=DEFAULT_ALGORITHM, own_group=False, one_per_group=True):
@@ -467,7 +467,7 @@ class Explorer:
     def paths(self, image_ids):
         """``{image_id: path}``."""
         ids = [int(i) for i in image_ids]
-        return dict(store.rows_by_id(self.con.cursor(), "images", ("image_id", "path"), ids))
+        return dict(self.rows("SELECT image_id, path FROM images WHERE image_id IN (SELECT unnest(?))", [ids]))
 
     # cluster names (lib.reviews keeps them; these find a cluster again in this build)
     def cluster_signature(self, model, cluster, n=500):

@@ -76,27 +76,6 @@ CREATE TABLE stages(stage VARCHAR, model VARCHAR, seconds DOUBLE, cpu_seconds DO
 READ_MEMORY_LIMIT = "384MB"
 
 
-POINT_LOOKUPS = 256  # ids up to which rows_by_id asks one point query each
-
-
-def rows_by_id(con, table, columns, ids, key="image_id"):
-    """Rows of ``table`` whose ``key`` is one of ``ids`` (each id once, in no promised order).
-
-    Up to POINT_LOOKUPS ids, one point filter ``key = ?`` per id in a UNION ALL:
-    tables written in ``key`` order let DuckDB skip every row group whose
-    min/max excludes the id, where a semi-join on the list scans the whole
-    table (24 random thumbnails of 414,575: 5 ms against 40-100 ms).
-    """
-    uniq = list(dict.fromkeys(int(i) for i in ids))
-    if not uniq:
-        return []
-    cols = ", ".join(columns)
-    if len(uniq) <= POINT_LOOKUPS:
-        sql = " UNION ALL ".join([f"SELECT {cols} FROM {table} WHERE {key} = ?"] * len(uniq))
-        return con.execute(sql, uniq).fetchall()
-    return con.execute(f"SELECT {cols} FROM {table} WHERE {key} IN (SELECT unnest(?))", [uniq]).fetchall()
-
-
 def vector_table(model):
     """Name of the table holding a model's reduced descriptors (only ``[0-9a-z_]``)."""
     return "vectors_" + model_key(model)

@@ -1,12 +1,11 @@
 """Core steps against exact or reference answers."""
-import duckdb
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 from sklearn.neighbors import LocalOutlierFactor
 
-from lib import cluster, embed, neighbors, outliers, reduce, store
+from lib import cluster, embed, neighbors, outliers, reduce
 
 
 def test_pca_matches_scikit_learn():
@@ -170,17 +169,3 @@ def test_map_preserves_neighbours_better_than_chance():
     rand = embed.knn_preservation(X, np.random.default_rng(0).normal(size=(3000, 2)), n_samples=500)
     assert kept > 0.15 > rand
     assert embed.knn_preservation(X, X, n_samples=200) == pytest.approx(1.0)
-
-
-def test_rows_by_id_is_the_semi_join_for_any_ids():
-    """Point lookups (a page's ids) and the semi-join (more) give the same rows: duplicates once, unknown ids none."""
-    con = duckdb.connect()
-    order = np.random.default_rng(0).permutation(3000)  # written out of order: correctness never leans on it
-    con.execute("CREATE TABLE t AS SELECT unnest(?) AS image_id, unnest(?) AS v", [order.tolist(), (order * 7).tolist()])
-    rng = np.random.default_rng(1)
-    for n in (1, 24, store.POINT_LOOKUPS, store.POINT_LOOKUPS + 1, 1000):
-        ids = rng.integers(-5, 3005, n).tolist() + [int(order[0])] * 3  # repeats and ids outside the table
-        want = sorted(con.execute("SELECT image_id, v FROM t WHERE image_id IN (SELECT unnest(?))", [ids]).fetchall())
-        assert sorted(store.rows_by_id(con, "t", ("image_id", "v"), ids)) == want
-        assert all(v == 7 * i for i, v in want) and len(want) == len({i for i in ids if 0 <= i < 3000})
-    assert store.rows_by_id(con, "t", ("image_id", "v"), []) == []
