@@ -22,9 +22,9 @@ from PIL import Image
 
 from lib import descriptors, images
 
-# what the loader keeps (images.DEFAULT_DECODERS) is first; Pillow is every row's fallback
 FULL = 414_575  # the real set's readable images: the scale the stage's target is set at
-WAYS = {"simplejpeg": ("simplejpeg", "pillow"), "pillow": ("pillow",)}
+# what the loader keeps is first; Pillow is every way's fallback for what the first decoder refuses
+WAYS = {"simplejpeg": images.DEFAULT_DECODERS, "pillow": ("pillow",)}
 
 
 def decode_pyvips(data, size):
@@ -51,7 +51,7 @@ def measure(data_dir, sample=40_000, rounds=3, n_jobs=2, random_state=0):
     dict with ``images`` (of the folder), ``sample``, ``rounds``, ``n_jobs``,
     ``source`` (the most common image size) and ``ways``: per decoder
     ``ms_per_image`` (median round, wall, on ``n_jobs`` processes), ``rounds_ms``,
-    ``stage_s`` (extrapolated to every image), ``same_status`` and
+    ``stage_s`` (extrapolated to every image), ``full_s`` (to FULL images), ``same_status`` and
     ``same_colour`` (shares of the sample equal to Pillow's).
     """
     ways = {**WAYS, "pyvips": (decode_pyvips, "pillow")}

@@ -68,13 +68,18 @@ def photo(size, mode="RGB", fmt="JPEG", seed=0):
     ((1000, 300), "RGB", "JPEG"),  # wide: the box is filled by width
     ((90, 200), "RGB", "JPEG"),    # tall and smaller than the box: never enlarged
     ((320, 240), "L", "JPEG"),     # greyscale JPEG: three channels all the same
-    ((320, 240), "CMYK", "JPEG"),  # simplejpeg refuses CMYK: Pillow makes it
+    ((320, 240), "CMYK", "JPEG"),  # CMYK (Adobe's inverted): libjpeg-turbo converts it as Pillow does
     ((320, 240), "RGB", "PNG"),    # not a JPEG: Pillow
 ])
 def test_the_fast_decoder_makes_pillows_thumbnail(tmp_path, size, mode, fmt):
     """simplejpeg (the loader's first decoder) and Pillow give the same box and nearly the same pixels."""
     p = tmp_path / "img"
     p.write_bytes(photo(size, mode, fmt))
+    if fmt == "JPEG":  # the fast path itself made it (not a silent fall back to Pillow)
+        assert images.decode_simplejpeg(p.read_bytes(), images.THUMB_SIZE).shape[2] == 3
+    else:
+        with pytest.raises(ValueError):
+            images.decode_simplejpeg(p.read_bytes(), images.THUMB_SIZE)
     fast = images.make_thumbnail(str(p))
     slow = images.make_thumbnail(str(p), decoders=("pillow",))
     assert fast[0] == slow[0] == "ok"
