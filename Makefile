@@ -8,7 +8,7 @@ DEMO ?= data/demo
 DEMO_VEHICLES ?= 600
 PORT ?= 8501
 
-.PHONY: run test screenshots venv browser demo-db bench scaling loadtest reliability clean
+.PHONY: run test screenshots venv browser demo-db bench scaling dask-scaling loadtest reliability clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ bench: venv browser
 
 scaling: venv
 	$(PY) -m bench.scaling
+
+# the loader on Dask with 1 and 2 local workers against the single process, at 100k and 414k images
+# (about 2 hours on 2 cores); figures -> docs/SCALING.md, docs/dask_scaling.json
+dask-scaling: venv
+	$(PY) -m bench.dask_scaling
 
 # 20 browser sessions for 2 minutes on the full-scale database (.bench/db-40671, built by
 # `make bench` or here if missing: ~10 min of data generation + ~25 min of loading on 2 cores);

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import dask_scaling
 from bench.__main__ import ROOT, dataset, log, run_loader
 from lib.queries import Explorer
 
@@ -163,7 +164,12 @@ def main(argv=None):
            "args": "".join(" " + a for a in (sys.argv[1:] if argv is None else argv))}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report(res))
+    text = report(res)
+    old = out.read_text() if out.exists() else ""
+    if dask_scaling.BEGIN in old:  # `make dask-scaling`'s measured section stays
+        text = text.rstrip() + "\n\n" + old[old.index(dask_scaling.BEGIN):old.index(dask_scaling.END)] \
+            + dask_scaling.END + "\n"
+    out.write_text(text)
     out.with_name("scaling.json").write_text(json.dumps(res, indent=1, default=float))
     log(f"wrote {out}")
     return res

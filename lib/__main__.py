@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .descriptors import InputError
+
+
+class LoadFailed(Exception):
+    """A load that stopped on something other than its input; said in one line."""
 
 
 def _demo(args):
@@ -62,7 +67,8 @@ def _load(args):
     cfg = LoadConfig(ks=ks, metrics=metrics, n_neighbors=args.neighbors,
                      random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs,
                      combinations=_combinations(args.combine), algorithms=algos,
-                     map_worker={"auto": None, "on": True, "off": False}[args.map_worker], reuse_dir=args.reuse)
+                     map_worker={"auto": None, "on": True, "off": False}[args.map_worker], reuse_dir=args.reuse,
+                     scheduler=args.scheduler, blocks_dir=args.blocks)
     if args.map_iters:
         cfg.map_iters = cfg.map_exaggeration_iters = args.map_iters
     prog = TerminalProgress()
@@ -70,14 +76,29 @@ def _load(args):
         from .firststart import StatusProgress
 
         prog = StatusProgress(args.status, prog)
-    try:
-        report = load(args.dir, args.db, cfg, prog)
+    from .engine import open_engine
+
+    try:  # the scheduler is reached before any data is read: a wrong address costs nothing
+        with open_engine(cfg, args.db) as engine:
+            report = load(args.dir, args.db, cfg, prog, engine)
+    except Exception as e:
+        if args.status:
+            prog.failed(str(e) or type(e).__name__)
+        if args.scheduler and type(e).__module__.startswith("distributed"):
+            # a lost worker Dask gave up on, a dropped connection: one line, not the scheduler's traceback
+            raise LoadFailed(f"the load on the Dask scheduler {args.scheduler} failed, nothing was published "
+                             f"(the previous database is unchanged): {type(e).__name__}: {e}") from None
+        raise
     except BaseException as e:
         if args.status:
             prog.failed(str(e) or type(e).__name__)
         raise
     if args.status:
         prog.finished()
+    if args.report:
+        import json
+
+        Path(args.report).write_text(json.dumps(report, indent=1, default=str))
     print(f"built {report['db']} in {report['seconds']:.1f}s: {report['images']} images")
     for m, info in report["models"].items():
         print(f"  {m}: {info['dim']} dims -> PCA {info['pca_dim']}, k = {info['chosen_k']}"
@@ -87,6 +108,13 @@ def _load(args):
           + ", ".join(f"{r}. {m}" if r is not None else f"- {m}" for m, r in report["ranks"].items()))
     print("  finding the same vehicle (1 = recommended): "
           + ", ".join(f"{r}. {m}" for m, r in report["ranks_neighbours"].items()))
+    if "dask" in report:
+        d = report["dask"]
+        print(f"  on Dask ({d['scheduler']}, {len(d['workers'])} workers): neighbour recall@10 "
+              + ", ".join(f"{m} {r:.3f}" for m, r in d["recall_at_10"].items()))
+        print("  workers' peak memory: " + ", ".join(f"{w['peak_rss_mb']:.0f} MiB" for w in d["workers"].values())
+              + f"; sent by workers {sum(w['sent_bytes'] or 0 for w in d['workers'].values()) / 2**20:.0f} MiB, "
+              f"of which to the loader {d['gathered_bytes'] / 2**20:.0f} MiB")
     bad = {k: v for k, v in report["image_status"].items() if k != "ok" and v}
     if bad:
         print("  images without thumbnail: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
@@ -170,6 +198,15 @@ def main(argv=None):
     p.add_argument("--status", default=None, metavar="FILE",
                    help="keep the current stage in this JSON file while loading, for the app to show; "
                         "removed when the build is published, left saying why when the load fails")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the heavy stages as Dask tasks: local (a LocalCluster of one worker per core), "
+                        "local:N (N worker processes) or tcp://host:8786 (a running scheduler); default: this process")
+    p.add_argument("--report", default=None, metavar="FILE",
+                   help="also write the load's report (chosen k, ranks, image statuses, and with --scheduler the "
+                        "workers' memory, bytes moved and neighbour recall) to FILE as JSON")
+    p.add_argument("--blocks", default=None, metavar="DIR",
+                   help="with --scheduler: where descriptor files are converted to row blocks once "
+                        "(storage every worker reads at the same path; default: .blocks beside the database)")
     p.set_defaults(func=_load)
 
     p = sub.add_parser("first-start", help="the demo database to look at within a minute (KMeans on each "
@@ -199,6 +236,9 @@ def main(argv=None):
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except LoadFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

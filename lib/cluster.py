@@ -531,10 +531,17 @@ def fit_kmeans(Z, k, random_state=0, n_init=RESTARTS, restart_sample=RESTART_SAM
     """
     from sklearn.cluster import KMeans
 
-    idx = sample_rows(len(Z), restart_sample, random_state)
-    best = KMeans(n_clusters=k, n_init=n_init, random_state=random_state).fit(Z[idx])
-    km = KMeans(n_clusters=k, init=best.cluster_centers_, n_init=1, random_state=random_state).fit(Z)
+    init = restart_centres(Z, k, random_state, n_init, restart_sample)
+    km = KMeans(n_clusters=k, init=init, n_init=1, random_state=random_state).fit(Z)
     return km.labels_.astype(np.int32), km.cluster_centers_.astype(np.float32), float(km.inertia_)
+
+
+def restart_centres(Z, k, random_state=0, n_init=RESTARTS, restart_sample=RESTART_SAMPLE):
+    """The centres of the best of ``n_init`` KMeans runs on a sample of ``Z``: where the run on all rows starts."""
+    from sklearn.cluster import KMeans
+
+    idx = sample_rows(len(Z), restart_sample, random_state)
+    return KMeans(n_clusters=k, n_init=n_init, random_state=random_state).fit(Z[idx]).cluster_centers_
 
 
 def final_scores(Z, labels, sample_size=SWEEP_SAMPLE, silhouette_size=SILHOUETTE_SAMPLE,

@@ -78,5 +78,9 @@ def combine(blocks):
     weights : list of float, one per block
     """
     weights = [block_weight(B) for B in blocks]
-    Z = np.hstack([np.asarray(B, dtype=np.float32) * np.float32(w) for B, w in zip(blocks, weights)])
-    return Z, weights
+    return stack(blocks, weights), weights
+
+
+def stack(blocks, weights):
+    """The weighted blocks side by side, float32 (also per block of rows, on a Dask worker)."""
+    return np.hstack([np.asarray(B, dtype=np.float32) * np.float32(w) for B, w in zip(blocks, weights)])

@@ -18,6 +18,7 @@ from .progress import cpu_seconds, peak_rss_mb
 EXAGGERATION_ITERS = 250
 ITERS = 250
 STEP = 50
+MAP_SAMPLE = 100_000  # on Dask (lib.dask_engine) the map is fitted on this many rows and the rest placed
 
 
 def tsne_map(Z, knn_indices, knn_distances, n_iter=ITERS, exaggeration_iter=EXAGGERATION_ITERS,

@@ -136,10 +136,14 @@ def encode_jpeg(a, quality=THUMB_QUALITY):
     return simplejpeg.encode_jpeg(np.ascontiguousarray(a), quality, "RGB", "420")
 
 
+def thumbnail_batch(image_root, rel_paths, size=THUMB_SIZE, decoders=DEFAULT_DECODERS):
+    """:func:`make_thumbnail` of every path under ``image_root``, in order (one task of a pool or of Dask)."""
+    root = os.path.realpath(image_root)  # once per batch, not per image
+    return [make_thumbnail(resolve_under(root, rel), size, decoders) for rel in rel_paths]
+
+
 def _batch(args):
-    root, rels, size, decoders = args
-    root = os.path.realpath(root)  # once per batch, not per image
-    return [make_thumbnail(resolve_under(root, rel), size, decoders) for rel in rels]
+    return thumbnail_batch(*args)
 
 
 def iter_thumbnails(image_root, rel_paths, size=THUMB_SIZE, n_jobs=2, batch=512, decoders=DEFAULT_DECODERS):

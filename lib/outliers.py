@@ -132,12 +132,20 @@ def centroid_distance(Z, labels, centers):
 
 def isolation_forest(Z, rep=None, random_state=0, max_fit_rows=50000):
     """IsolationForest anomaly score, fitted on a sample of group representatives, scored on all rows."""
+    return isolation_scores(fit_isolation_forest(Z, rep, random_state, max_fit_rows), Z)
+
+
+def fit_isolation_forest(Z, rep=None, random_state=0, max_fit_rows=50000):
+    """The IsolationForest of :func:`isolation_forest`, fitted on a sample of group representatives."""
     from sklearn.ensemble import IsolationForest  # in here: the app imports this module for its names
 
     units = np.flatnonzero(rep == np.arange(len(Z))) if rep is not None else np.arange(len(Z))
     fit_idx = units[sample_rows(len(units), max_fit_rows, random_state)]
-    forest = IsolationForest(n_estimators=100, random_state=random_state, n_jobs=1)
-    forest.fit(Z[fit_idx])
+    return IsolationForest(n_estimators=100, random_state=random_state, n_jobs=1).fit(Z[fit_idx])
+
+
+def isolation_scores(forest, Z):
+    """A fitted forest's anomaly score of every row of ``Z`` (higher = more isolated), in chunks."""
     out = np.empty(len(Z), dtype=np.float32)
     for start in range(0, len(Z), 65536):
         out[start:start + 65536] = -forest.score_samples(Z[start:start + 65536])
@@ -180,15 +188,16 @@ def percentile_rank(x):
     return (np.searchsorted(order, x, side="right") / len(x)).astype(np.float32)
 
 
-def all_scores(Z, knn_idx, knn_dist, labels, centers, vehicle_codes, rep=None, random_state=0):
-    """Every detector's raw score, as ``{name: array}``; ``rep`` = near-duplicate groups (none if None)."""
+def all_scores(Z, knn_idx, knn_dist, labels, centers, vehicle_codes, rep=None, random_state=0, iforest=None):
+    """Every detector's raw score, as ``{name: array}``; ``rep`` = near-duplicate groups (none if None);
+    ``iforest``: the IsolationForest's scores when already computed (on Dask workers)."""
     rep = np.arange(len(Z)) if rep is None else rep
     idx, dist = group_neighbours(knn_idx, knn_dist, rep)
     return {
         "knn": knn_distance(dist),
         "lof": local_outlier_factor(idx, dist),
         "centroid": centroid_distance(Z, labels, centers),
-        "iforest": isolation_forest(Z, rep, random_state),
+        "iforest": isolation_forest(Z, rep, random_state) if iforest is None else iforest,
         "vehicle": vehicle_distance(Z, vehicle_codes, rep),
     }
 

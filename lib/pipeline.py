@@ -6,8 +6,10 @@ neighbour graph, the other clustering algorithms, 2-D map, outlier scores,
 evidence; then, across models, the consensus outlier rank, thumbnails (and
 the colour of every cluster), the agreement between models and their
 ranking. From ``MAP_WORKER_ROWS`` rows on, the 2-D maps are made in a second
-process alongside the steps that follow them. Nothing is visible at
-``db_path`` until every step has succeeded.
+process alongside the steps that follow them. The heavy steps run where the
+engine says (:mod:`lib.engine`: this process, or Dask workers with
+``scheduler``); the answers and the database are the same. Nothing is visible
+at ``db_path`` until every step has succeeded.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (algorithms, cluster, combine, descriptors, duplicates, embed, evidence, images, krange, memo,
-               metric, neighbors, outliers, projection, reduce, store)
+from . import (algorithms, blocks, cluster, combine, descriptors, duplicates, embed, evidence, images, ivf, krange,
+               memo, neighbors, outliers, projection, reduce, store)
+from .engine import open_engine
 from .progress import Progress
 
 
@@ -50,13 +53,20 @@ class LoadConfig:
     # a folder where k sweeps and 2-D maps are kept by their inputs and reused by a later load of the
     # same data (lib.memo); the first start's full load reuses its first look's
     reuse_dir: str = None
+    # the heavy stages on Dask (lib.dask_engine): "local", "local:N" or "tcp://host:port"; None = this process
+    scheduler: str = None
+    blocks_dir: str = None  # the descriptors' row blocks for Dask workers; None = ".blocks" beside the database
+    block_rows: int = blocks.BLOCK_ROWS
+    ivf_part_rows: int = ivf.PART_ROWS
+    ivf_n_probe: int = None  # parts probed per row; None = enough for lib.ivf.TARGET_RECALL on a sample
+    map_sample: int = embed.MAP_SAMPLE
 
 
 # below this a map takes seconds and starting a second process costs as much
 MAP_WORKER_ROWS = 50_000
 
 
-def load(data_dir, db_path, config=None, progress=None):
+def load(data_dir, db_path, config=None, progress=None, engine=None):
     """Build the database for a dataset folder.
 
     Parameters
@@ -67,6 +77,8 @@ def load(data_dir, db_path, config=None, progress=None):
         Where the database appears when complete (a link to the newest build).
     config : LoadConfig, optional
     progress : lib.progress.Progress, optional
+    engine : lib.engine.LocalEngine or lib.dask_engine.DaskEngine, optional
+        An engine already open (the caller closes it); by default the one ``config`` asks for.
 
     Returns
     -------
@@ -105,12 +117,14 @@ def load(data_dir, db_path, config=None, progress=None):
     report = {"images": n, "models": {}}
     results = {}
     background = cfg.map_worker if cfg.map_worker is not None else n >= MAP_WORKER_ROWS
-    with store.Writer(db_path) as db, (embed.MapWorker() if background else nullcontext()) as maps:
+    # the engine first: a scheduler that cannot be reached leaves nothing written
+    with (nullcontext(engine) if engine else open_engine(cfg, db_path)) as eng, store.Writer(db_path) as db, \
+            (eng.maps(background) or nullcontext()) as maps:
         # every model's reduced vectors stay: near-duplicates and combinations need them all
         reduced, broken = {}, {}
         for model, path in files.items():
-            reduced[model], broken[model], info = _read_and_reduce(db, model, path, n, cfg, prog)
-            results[model] = _structure_steps(db, model, reduced[model], info, vehicle_codes, cfg, prog, maps)
+            reduced[model], broken[model], info = _read_and_reduce(db, eng, model, path, n, cfg, prog)
+            results[model] = _structure_steps(db, eng, model, reduced[model], info, vehicle_codes, cfg, prog, maps)
             gc.collect()
 
         with prog.stage("near-duplicates"):
@@ -118,17 +132,20 @@ def load(data_dir, db_path, config=None, progress=None):
                                           reduced, broken)
             db.insert("duplicate_groups", duplicates.groups_table(rep))
         for model in files:
-            _outlier_and_evidence_steps(db, model, reduced[model], results[model], rep, limits[model],
+            _outlier_and_evidence_steps(db, eng, model, reduced[model], results[model], rep, limits[model],
                                         broken[model], vehicle_codes, cfg, prog)
         for name in combos:
-            Z, info = _combination(db, name, reduced)
-            results[name] = _structure_steps(db, name, Z, info, vehicle_codes, cfg, prog, maps)
+            Z, info = _combination(db, eng, name, reduced)
+            results[name] = _structure_steps(db, eng, name, Z, info, vehicle_codes, cfg, prog, maps)
             parts_broken = np.any([broken[p] for p in combine.parts(name)], axis=0)
-            _outlier_and_evidence_steps(db, name, Z, results[name], rep, duplicates.threshold(results[name].knn_dist),
-                                        parts_broken, vehicle_codes, cfg, prog)
+            _outlier_and_evidence_steps(db, eng, name, Z, results[name], rep,
+                                        duplicates.threshold(results[name].knn_dist), parts_broken, vehicle_codes,
+                                        cfg, prog)
             del Z
             gc.collect()
         del reduced
+        for name in results:
+            eng.release(name)
         for name, r in results.items():
             report["models"][name] = {k: r.info[k] for k in ("dim", "pca_dim", "chosen_k", "nonfinite_rows")}
         report["duplicate_images"] = int((np.bincount(rep, minlength=n)[rep] >= 2).sum())
@@ -147,7 +164,7 @@ def load(data_dir, db_path, config=None, progress=None):
             projection.store_centres(db)
 
         with prog.stage("thumbnails", total=n) as advance:
-            status_counts = _store_thumbnails(db, data_dir, image_list, cfg, advance)
+            status_counts = _store_thumbnails(db, eng, data_dir, image_list, cfg, advance)
         report["image_status"] = status_counts
 
         if maps is not None:
@@ -165,6 +182,10 @@ def load(data_dir, db_path, config=None, progress=None):
             "SELECT model, rank_neighbours FROM models ORDER BY rank_neighbours, model").fetchall())
         report["structure"] = dict(db.con.execute("SELECT model, structure FROM models ORDER BY model").fetchall())
 
+        if hasattr(eng, "workers"):  # on Dask, what the workers did: SCALING.md's figures
+            report["dask"] = {"scheduler": eng.address, "recall_at_10": dict(eng.recall),
+                              "workers": eng.workers(), "gathered_bytes": eng.gathered_bytes,
+                              "traffic": list(eng.traffic)}
         columns = ("stage", "model", "seconds", "cpu_seconds", "peak_rss_mb")
         db.insert("stages", {c: [r[i] for r in prog.records] for i, c in enumerate(columns)})
         db.set_meta(data_dir=str(data_dir.resolve()), n_images=n, built_at=time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -197,19 +218,15 @@ class ModelResult:
         return self.knn_idx[:, :evidence.RECALL_K]
 
 
-def _read_and_reduce(db, model, path, n, cfg, prog):
+def _read_and_reduce(db, eng, model, path, n, cfg, prog):
     """Read one descriptor file and keep its PCA-reduced vectors; the rest of the rows go.
 
     Returns the reduced vectors, the mask of rows that held NaN/inf, and the model's info."""
     with prog.stage("read descriptors", model=model):
-        X, nonfinite = descriptors.validate(descriptors.load_array(path), path, n_rows=n)
-        how = metric.check(cfg.metrics.get(model) or metric.default_metric(model, X))
-        if how == "cosine":  # unit rows: Euclidean from here on ranks as cosine does
-            X = metric.normalise_rows(X)
-    dim = X.shape[1]
+        X, nonfinite, how = eng.read(model, path, n, cfg.metrics.get(model))
     with prog.stage("PCA", total=n, model=model) as advance:
-        pca = reduce.fit_pca(X, cfg.variance, cfg.max_components, progress=advance)
-        Z = reduce.transform(pca, X)
+        Z, pca = eng.pca(model, X, n, cfg.variance, cfg.max_components, progress=advance)
+    dim = len(pca.mean)
     del X
     gc.collect()
     ratio = pca.explained_variance_ratio
@@ -221,10 +238,10 @@ def _read_and_reduce(db, model, path, n, cfg, prog):
     return Z, nonfinite, info
 
 
-def _combination(db, name, reduced):
+def _combination(db, eng, name, reduced):
     """A combination's vectors from its parts' reduced blocks, each weighing the same."""
     parts = combine.parts(name)
-    Z, weights = combine.combine([reduced[p] for p in parts])
+    Z, weights = eng.combination(name, [reduced[p] for p in parts])
     db.insert("combination_parts", {"model": [name] * len(parts), "part": parts,
                                     "position": np.arange(len(parts), dtype=np.int32), "weight": weights})
     dims = db.con.execute("SELECT sum(dim), sum(explained_variance * pca_dim) / sum(pca_dim), sum(nonfinite_rows) "
@@ -235,7 +252,7 @@ def _combination(db, name, reduced):
     return Z, info
 
 
-def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
+def _structure_steps(db, eng, model, Z, info, vehicle_codes, cfg, prog, maps=None):
     """A model's (or a combination's) structure: k sweep, KMeans on all rows, neighbour
     graph, the other clustering algorithms, 2-D map. With a :class:`lib.embed.MapWorker`,
     the map is only queued on it."""
@@ -262,7 +279,7 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
 
     with prog.stage("clustering", model=model):
         t_kmeans = time.perf_counter()
-        labels, centers, inertia = cluster.fit_kmeans(Z, k, cfg.random_state)
+        labels, centers, inertia = eng.kmeans(model, Z, k, cfg.random_state)
         t_kmeans = time.perf_counter() - t_kmeans
         scores = cluster.final_scores(Z, labels, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state)
     center_dist = np.linalg.norm(Z - centers[labels], axis=1).astype(np.float32)
@@ -271,7 +288,7 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
     db.insert("clusters", {"model": [model] * k, "cluster": np.arange(k, dtype=np.int32), "size": sizes})
 
     with prog.stage("neighbours", model=model):
-        knn_idx, knn_dist = neighbors.build_knn(Z, cfg.n_neighbors, cfg.random_state, cfg.n_jobs)
+        knn_idx, knn_dist = eng.knn(model, Z, cfg.n_neighbors, cfg.random_state, cfg.n_jobs)
     kk = knn_idx.shape[1]
     db.insert("neighbors", {"model": [model] * (n * kk), "image_id": np.repeat(ids, kk),
                             "rank": np.tile(np.arange(1, kk + 1, dtype=np.int16), n),
@@ -310,7 +327,7 @@ def _structure_steps(db, model, Z, info, vehicle_codes, cfg, prog, maps=None):
                        map_key=map_key)
 
 
-def _outlier_and_evidence_steps(db, model, Z, result, rep, duplicate_threshold, nonfinite, vehicle_codes,
+def _outlier_and_evidence_steps(db, eng, model, Z, result, rep, duplicate_threshold, nonfinite, vehicle_codes,
                                 cfg, prog):
     """Outlier scores (near-duplicate groups counted once) and the evidence; then the model's row."""
     t_model = time.perf_counter()
@@ -318,7 +335,7 @@ def _outlier_and_evidence_steps(db, model, Z, result, rep, duplicate_threshold, 
     labels = result.labels
     with prog.stage("outliers", model=model):
         raw = outliers.all_scores(Z, result.knn_idx, result.knn_dist, labels, result.centers, vehicle_codes,
-                                  rep, cfg.random_state)
+                                  rep, cfg.random_state, eng.isolation_forest(model, Z, rep, cfg.random_state))
         units = rep == np.arange(n)
         zs = outliers.detector_z(raw, units)
         result.outlier_z, result.outlier_log10_p = outliers.model_score(zs, nonfinite)
@@ -441,11 +458,11 @@ def _insert_outliers(db, model, log10_p, rep, flagged, causes):
                            "cause": [causes[r] for r in rep]})
 
 
-def _store_thumbnails(db, data_dir, image_list, cfg, advance):
+def _store_thumbnails(db, eng, data_dir, image_list, cfg, advance):
     counts = dict.fromkeys(images.STATUSES, 0)
     start = 0
     root = data_dir / descriptors.IMAGE_ROOT
-    for batch in images.iter_thumbnails(root, image_list.paths, cfg.thumb_size, cfg.n_jobs):
+    for batch in eng.thumbnails(root, image_list.paths, cfg.thumb_size, cfg.n_jobs):
         ids = np.arange(start, start + len(batch), dtype=np.int32)
         statuses = [b[0] for b in batch]
         rgb = np.array([b[2] if b[2] else (np.nan,) * 3 for b in batch], dtype=np.float32)

@@ -88,19 +88,36 @@ def fit_pca(X, target=VARIANCE_TARGET, max_components=MAX_COMPONENTS,
     -------
     PCAModel
     """
-    n, d = X.shape
-    mean = np.zeros(d, dtype=np.float64)
-    for start in range(0, n, chunk_rows):
-        mean += X[start:start + chunk_rows].sum(axis=0, dtype=np.float64)
-    mean /= n
-    mean32 = mean.astype(np.float32)
+    n = X.shape[0]
+    mean = column_sums(X, chunk_rows) / n
+    return pca_from_scatter(mean, centred_scatter(X, mean, chunk_rows, progress), n, target, max_components)
+
+
+def column_sums(X, chunk_rows=CHUNK_ROWS):
+    """Sum of every column in float64, chunked (the first pass; also per row block on a Dask worker)."""
+    total = np.zeros(X.shape[1], dtype=np.float64)
+    for start in range(0, X.shape[0], chunk_rows):
+        total += X[start:start + chunk_rows].sum(axis=0, dtype=np.float64)
+    return total
+
+
+def centred_scatter(X, mean, chunk_rows=CHUNK_ROWS, progress=None):
+    """``(X - mean)^T (X - mean)`` in float64 from float32 BLAS products, chunked (the second pass)."""
+    d = X.shape[1]
+    mean32 = np.asarray(mean).astype(np.float32)
     cov = np.zeros((d, d), dtype=np.float64)
-    for start in range(0, n, chunk_rows):
+    for start in range(0, X.shape[0], chunk_rows):
         block = X[start:start + chunk_rows] - mean32
         cov += block.T @ block
         if progress:
             progress(len(block))
-    cov /= max(n - 1, 1)
+    return cov
+
+
+def pca_from_scatter(mean, scatter, n, target=VARIANCE_TARGET, max_components=MAX_COMPONENTS):
+    """The PCA of ``n`` rows from their mean and centred scatter matrix (summed over any row blocks)."""
+    d = len(mean)
+    cov = scatter / max(n - 1, 1)
     eigval, eigvec = np.linalg.eigh(cov)
     order = np.argsort(eigval)[::-1]
     eigval = np.clip(eigval[order], 0, None)

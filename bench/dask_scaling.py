@@ -1,0 +1,133 @@
+"""`make dask-scaling`: the loader on Dask with 1 and 2 local workers against the single-process path.
+
+For every size, three loads one after the other on the same data, as a user
+runs them (``python -m lib load``, under ``/usr/bin/time -v``): the single
+path, ``--scheduler local:1`` and ``--scheduler local:2``. All four models,
+every stage, KMeans only and no combination, so the heavy stages dominate.
+Each Dask load converts the descriptors to row blocks itself (its own
+``--blocks`` folder, removed afterwards), so its time includes that.
+
+Reads the loader's report (``--report``: workers' peak memory, bytes moved
+per stage, neighbour recall) and its stages table; writes docs/dask_scaling.json
+and the measured section of docs/SCALING.md.
+
+    python -m bench.dask_scaling                                   # 100k and 414k images
+    python -m bench.dask_scaling --vehicles 40671 --workers 2      # one size, one worker count (others kept)
+    python -m bench.dask_scaling --vehicles 600 --out /tmp/d.json --doc /tmp/S.md   # a toy run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from bench.__main__ import ROOT, dataset, log, run_loader
+from lib.queries import Explorer
+
+LOAD_ARGS = ("--algorithms", "kmeans", "--combine", "none")
+BEGIN, END = "<!-- dask-scaling -->", "<!-- /dask-scaling -->"
+
+
+def measure(work, vehicles, label, extra):
+    data, _ = dataset(work, vehicles)
+    out = work / f"dask-scaling-{vehicles}-{label.split(',')[-1].strip().replace(' ', '-')}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    db, report_file = out / "vehicles.duckdb", out / "report.json"
+    log(f"{vehicles} vehicles: {label}")
+    wall, peak = run_loader(data, db, [*LOAD_ARGS, *extra, "--report", str(report_file), "--blocks",
+                                       str(out / "blocks")])
+    report = json.loads(report_file.read_text())
+    ex = Explorer(db)
+    try:
+        stages = ex.stages()
+        rows = ex.n_images
+    finally:
+        ex.close()
+    per_stage = stages.groupby("stage", sort=False)["seconds"].sum().round(1).to_dict()
+    dask = report.get("dask")
+    res = {"vehicles": vehicles, "rows": rows, "run": label, "wall_s": round(wall, 1), "loader_peak_mb": round(peak),
+           "stages_s": per_stage}
+    if dask:
+        res["worker_peak_mb"] = [round(w["peak_rss_mb"]) for w in dask["workers"].values()]
+        res["recall_at_10"] = dask["recall_at_10"]
+        moved = {}
+        for t in dask["traffic"]:
+            m = moved.setdefault(t["stage"], [0, 0])
+            m[0] += t["between_workers_bytes"]
+            m[1] += t["to_loader_bytes"]
+        res["moved_mb"] = {s: [round(a / 2**20, 1), round(b / 2**20, 1)] for s, (a, b) in moved.items()}
+    shutil.rmtree(out, ignore_errors=True)  # the blocks of 414k images are 6 GB
+    return res
+
+
+def report(runs):
+    L = [BEGIN, "", "## Measured: the Dask path (`--scheduler`)", "",
+         "Made by `make dask-scaling` (`python -m bench.dask_scaling`), one machine with 2 cores; each row says "
+         "when it was measured. Every size is loaded three times in a row on the same data: the single process, then "
+         "`--scheduler local:1` and `local:2` (a `LocalCluster` of 1 or 2 worker processes of one thread). "
+         "All four models, every stage, KMeans only, no combination. A Dask load's time includes converting "
+         "the pickles to row blocks. Memory: the loader process (GNU time's maximum resident set, which also "
+         "covers the largest child), and each worker's own peak.", "",
+         "| images | run | wall (min) | loader peak (GiB) | worker peaks (GiB) | neighbour recall@10 (min over models) "
+         "| measured |", "|---:|---|---:|---:|---|---:|---|"]
+    for r in runs:
+        workers = ", ".join(f"{p / 1024:.2f}" for p in r.get("worker_peak_mb", [])) or "–"
+        recall = f"{min(r['recall_at_10'].values()):.3f}" if r.get("recall_at_10") else "–"
+        L.append(f"| {r['rows']:,} | {r['run']} | {r['wall_s'] / 60:.1f} | {r['loader_peak_mb'] / 1024:.2f} | "
+                 f"{workers} | {recall} | {r.get('measured', '')} |")
+    stages = list(dict.fromkeys(s for r in runs for s in r["stages_s"]))
+    L += ["", "Seconds per stage (summed over models; on Dask the 2-D maps run on the workers alongside the "
+          "stages after them, and the loader's wait for them is its own stage):", "",
+          "| stage | " + " | ".join(f"{r['rows'] // 1000}k {r['run']}" for r in runs) + " |",
+          "|---|" + "---:|" * len(runs)]
+    for s in stages:
+        L.append(f"| {s} | " + " | ".join(f"{r['stages_s'].get(s, 0):.0f}" for r in runs) + " |")
+    dask_runs = [r for r in runs if r.get("moved_mb")]
+    if dask_runs:
+        moved = list(dict.fromkeys(s for r in dask_runs for s in r["moved_mb"]))
+        L += ["", "Bytes moved per stage, MiB, between workers / from workers to the loader (Dask's own transfer "
+              "counters; a map made alongside counts in the stage it overlaps):", "",
+              "| stage | " + " | ".join(f"{r['rows'] // 1000}k {r['run']}" for r in dask_runs) + " |",
+              "|---|" + "---:|" * len(dask_runs)]
+        for s in moved:
+            L.append(f"| {s} | " + " | ".join(
+                "{:.0f} / {:.0f}".format(*r["moved_mb"].get(s, [0, 0])) for r in dask_runs) + " |")
+    L += ["", END]
+    return "\n".join(L)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vehicles", default="9810,40671", help="sizes in vehicles (40671 = the full 414,575 images)")
+    ap.add_argument("--workers", default="1,2", help="Dask runs: worker counts (the single process always runs)")
+    ap.add_argument("--work", default=str(ROOT / ".bench"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "dask_scaling.json"))
+    ap.add_argument("--doc", default=str(ROOT / "docs" / "SCALING.md"))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    # runs of other sizes or worker counts measured before stay; the same run is replaced
+    runs = json.loads(out.read_text()) if out.exists() else []
+    plan = [("single process", ())] + [(f"Dask, {w} worker{'s' if int(w) > 1 else ''}", ("--scheduler", f"local:{w}"))
+                                       for w in args.workers.split(",") if w]
+    for v in (int(x) for x in args.vehicles.split(",")):
+        for label, extra in plan:
+            res = dict(measure(Path(args.work), v, label, extra), measured=time.strftime("%Y-%m-%d %H:%M"))
+            runs = [r for r in runs if (r["vehicles"], r["run"]) != (v, label)] + [res]
+            runs.sort(key=lambda r: (r["vehicles"], r["run"] != "single process", r["run"]))
+            out.write_text(json.dumps(runs, indent=1))
+    doc = Path(args.doc)
+    text = doc.read_text() if doc.exists() else ""
+    section = report(runs)
+    if BEGIN in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(text)
+    log(f"wrote {args.out} and {doc}")
+
+
+if __name__ == "__main__":
+    main()
