@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import resource
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -46,7 +45,6 @@ CONNECT_SECONDS = 10
 LLOYD_MAX_ITER = 300
 LLOYD_TOL = 1e-4          # as scikit-learn's KMeans: of the mean per-dimension variance
 PLACE_K = 10              # a placed row sits at the distance-weighted mean of this many sample rows
-THUMB_BATCH = 512
 THUMB_WINDOW = 32         # thumbnail batches in flight: the loader stores them in order as they come
 
 
@@ -255,7 +253,7 @@ class DaskEngine:
         pieces = [[sub(ivf.members, z, start, pb, p, pure=False) for z, (start, _), pb in zip(zf, bounds, probe)]
                   for p in range(n_parts)]
         members = [sub(ivf.gather_part, pieces[p], pure=False) for p in range(n_parts)]
-        merged = [sub(_merge_block, stop - start, n_probe, k,
+        merged = [sub(ivf.merge, stop - start, n_probe, k,
                       [sub(ivf.search_part, members[p], z, start, pb, p, k, pure=False) for p in range(n_parts)],
                       pure=False)
                   for z, (start, stop), pb in zip(zf, bounds, probe)]
@@ -281,13 +279,13 @@ class DaskEngine:
     def thumbnails(self, image_root, rel_paths, size, n_jobs=None):
         """Thumbnail batches of every path, in order (as :func:`lib.images.iter_thumbnails` yields them)."""
         root = str(image_root)
-        tasks = deque(range(0, len(rel_paths), THUMB_BATCH))
+        tasks = deque(range(0, len(rel_paths), images.BATCH))
         window = deque()
         with self._traffic("thumbnails"):
             while tasks or window:
                 while tasks and len(window) < THUMB_WINDOW:
                     i = tasks.popleft()
-                    window.append(self.client.submit(images.thumbnail_batch, root, rel_paths[i:i + THUMB_BATCH],
+                    window.append(self.client.submit(images.thumbnail_batch, root, rel_paths[i:i + images.BATCH],
                                                      size, pure=False))
                 yield self._gather([window.popleft()])[0]
 
@@ -377,10 +375,6 @@ def _assign(Zb, centres):
     return labels, float(d2.sum(dtype=np.float64))
 
 
-def _merge_block(n_rows, n_probe, k, results):
-    return ivf.merge(n_rows, n_probe, k, results)
-
-
 def _take(Zb, rows):
     return np.asarray(Zb[rows], dtype=np.float32)
 
@@ -413,9 +407,7 @@ def _place(Zb, S, fit):
 
 
 def _worker_figures(dask_worker=None):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    sent = getattr(dask_worker, "transfer_outgoing_bytes_total", None) if dask_worker is not None else None
-    return {"peak_rss_mb": peak if peak else peak_rss_mb(), "sent_bytes": sent}
+    return {"peak_rss_mb": peak_rss_mb(), "sent_bytes": getattr(dask_worker, "transfer_outgoing_bytes_total", None)}
 
 
 def _nbytes(obj):

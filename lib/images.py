@@ -136,6 +136,9 @@ def encode_jpeg(a, quality=THUMB_QUALITY):
     return simplejpeg.encode_jpeg(np.ascontiguousarray(a), quality, "RGB", "420")
 
 
+BATCH = 512  # paths per task: large enough that a task's overhead is small, small enough to store as they come
+
+
 def thumbnail_batch(image_root, rel_paths, size=THUMB_SIZE, decoders=DEFAULT_DECODERS):
     """:func:`make_thumbnail` of every path under ``image_root``, in order (one task of a pool or of Dask)."""
     root = os.path.realpath(image_root)  # once per batch, not per image
@@ -146,7 +149,7 @@ def _batch(args):
     return thumbnail_batch(*args)
 
 
-def iter_thumbnails(image_root, rel_paths, size=THUMB_SIZE, n_jobs=2, batch=512, decoders=DEFAULT_DECODERS):
+def iter_thumbnails(image_root, rel_paths, size=THUMB_SIZE, n_jobs=2, batch=BATCH, decoders=DEFAULT_DECODERS):
     """Thumbnails for every path, in order, as batches made by ``n_jobs`` processes.
 
     Yields
