@@ -214,6 +214,12 @@ def test_dask_thumbnails_and_paths_are_the_single_paths(tiny_pictures, cluster, 
     single, dask = tmp_path / "single.duckdb", tmp_path / "dask.duckdb"
     pipeline.load(tiny_pictures, single, TINY_CONFIG)
     pipeline.load(tiny_pictures, dask, _tiny_dask_config(cluster, tmp_path))
+    # the app cannot tell the two apart: the same tables, columns and types, the same schema version
+    schema = "SELECT table_name, column_name, data_type FROM information_schema.columns ORDER BY ALL"
+    assert _q(single, schema)["column_name"].tolist() == _q(dask, schema)["column_name"].tolist()
+    assert _q(single, schema)["data_type"].tolist() == _q(dask, schema)["data_type"].tolist()
+    version = "SELECT value FROM meta WHERE key = 'schema_version'"
+    assert _q(single, version)["value"].tolist() == _q(dask, version)["value"].tolist() != []
     for table in ("images", "thumbnails"):
         a = _q(single, f"SELECT * FROM {table} ORDER BY image_id")
         b = _q(dask, f"SELECT * FROM {table} ORDER BY image_id")
