@@ -204,7 +204,7 @@ class DaskEngine:
         """A combination's vectors (``reduced``: its parts' Z, in order) on the loader and on the workers."""
         Z, weights = combine.combine(reduced)
         parts = combine.parts(name)
-        self._z[name] = [self.client.submit(_combine_block, [self._z[p][b] for p in parts], weights, pure=False)
+        self._z[name] = [self.client.submit(combine.stack, [self._z[p][b] for p in parts], weights, pure=False)
                          for b in range(len(self._bounds))]
         return Z, weights
 
@@ -349,10 +349,6 @@ def _block_scatter(file, cosine, mean):
 
 def _block_project(file, cosine, mean, components):
     return reduce.transform(reduce.PCAModel(mean, components, np.ones(len(mean))), blocks.read_block(file, cosine))
-
-
-def _combine_block(parts, weights):
-    return combine.stack(parts, weights)
 
 
 def _nearest(Zb, centres):

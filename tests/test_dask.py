@@ -228,6 +228,20 @@ def test_dask_thumbnails_and_paths_are_the_single_paths(tiny_pictures, cluster, 
             np.testing.assert_array_equal(a[c], b[c], err_msg=f"{table}.{c}")
 
 
+def test_a_combination_on_dask_is_the_single_paths(tiny_pictures, cluster, tmp_path):
+    """A combination's blocks are stacked on the workers from its parts' blocks: the same vectors and clusters."""
+    both = dict(combinations=("alpha+beta",), ks=(4,))
+    single, dask = tmp_path / "single.duckdb", tmp_path / "dask.duckdb"
+    pipeline.load(tiny_pictures, single, dataclasses.replace(TINY_CONFIG, **both))
+    pipeline.load(tiny_pictures, dask, dataclasses.replace(_tiny_dask_config(cluster, tmp_path), **both))
+    table = store.vector_table("alpha+beta")
+    vecs = [np.stack(_q(x, f"SELECT vec FROM {table} ORDER BY image_id")["vec"]) for x in (single, dask)]
+    np.testing.assert_allclose(vecs[0], vecs[1], atol=1e-3)
+    labels = [_q(x, "SELECT cluster FROM assignments WHERE model = 'alpha+beta' ORDER BY image_id")["cluster"]
+              for x in (single, dask)]
+    assert adjusted_rand_score(*labels) >= 0.9
+
+
 def test_a_worker_killed_mid_load_keeps_the_previous_database(tiny_pictures, cluster, tmp_path):
     from distributed import Client
 
