@@ -243,19 +243,17 @@ def srgb_to_lab(rgb):
     else:
         c = rgb.astype(np.float64) / 255.0
         lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return np.stack(_lab_from_linear(lin), -1)
+
+
+def _lab_from_linear(lin):
+    """L, a and b of linear-light RGB (..., 3) as three arrays, in the few numpy calls a hot loop wants."""
     f = lin @ _XYZ
-    f = np.where(f > 216 / 24389, np.cbrt(np.maximum(f, 0.0)), (24389 / 27 * f + 16) / 116)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
-
-
-def _lab_columns(rgb):
-    """:func:`srgb_to_lab` of N x 3 uint8 pixels as three columns, in the fewer numpy calls a hot loop wants."""
-    f = _LINEAR[rgb] @ _XYZ
     g = np.cbrt(f)
     small = f <= 216 / 24389
     if small.any():
         g[small] = (24389 / 27 * f[small] + 16) / 116
-    return 116 * g[:, 1] - 16, 500 * (g[:, 0] - g[:, 1]), 200 * (g[:, 1] - g[:, 2])
+    return 116 * g[..., 1] - 16, 500 * (g[..., 0] - g[..., 1]), 200 * (g[..., 1] - g[..., 2])
 
 
 def _median_rows(x):
@@ -282,7 +280,7 @@ def body_colour(rgb):
     h, w = a.shape[:2]
     r0, c0 = int(BODY_ROWS[0] * h), int(BODY_COLS[0] * w)
     band = a[r0:max(int(BODY_ROWS[1] * h), r0 + 1), c0:max(int(BODY_COLS[1] * w), c0 + 1)].reshape(-1, 3)
-    L, A, B = _lab_columns(band)
+    L, A, B = _lab_from_linear(_LINEAR[band])
     # glass, tyres, grille and shadow are dark, lights warm and bright: they count less than paint
     lights = (L > 75) & (B > 8) & (B < 30)
     weight = np.where((L < _DARK_L) | lights, _DARK_WEIGHT, 1.0)
