@@ -8,7 +8,8 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     res = main(["--vehicles", "40", "--work", str(tmp_path / "work"), "--out", str(out), "--sample-peers",
                 "--app-rounds", "2", "--app-sessions", "10", "--loader-args=--k-max 6 --map-iters 60",
-                "--firststart-vehicles", "20", "--maps-vehicles", "40", "--thumbs-sample", "150"])
+                "--firststart-vehicles", "20", "--maps-vehicles", "40", "--thumbs-sample", "150",
+                "--review-verdicts", "3"])
     text = out.read_text()
     for section in ("## Loader", "## Peers", "## App", "| page | median s | slowest s |", "scikit-learn TSNE",
                     "extrapolated", "recall@10", "## Clustering algorithms", "| hdbscan |",
@@ -48,6 +49,7 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     assert all(len(w["rounds_ms"]) == 3 and w["ms_per_image"] > 0 for w in th["ways"].values())
     assert all(w["same_status"] == 1 and w["same_colour"] >= 0.9 for w in th["ways"].values())
     assert "## Thumbnails: decoders" in text and "| pyvips |" in text
+    assert 0 < res["review"]["verdicts"] <= 3 and "## Review" in text  # each way in the browser (own test below)
 
 
 def test_bench_partial_run_keeps_the_other_parts_with_their_dates(tmp_path):
