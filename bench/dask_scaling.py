@@ -30,7 +30,7 @@ LOAD_ARGS = ("--algorithms", "kmeans", "--combine", "none")
 BEGIN, END = "<!-- dask-scaling -->", "<!-- /dask-scaling -->"
 
 
-def measure(work, vehicles, label, extra):
+def measure(work, vehicles, label, extra, keep=False):
     data, _ = dataset(work, vehicles)
     out = work / f"dask-scaling-{vehicles}-{label.split(',')[-1].strip().replace(' ', '-')}"
     shutil.rmtree(out, ignore_errors=True)
@@ -59,15 +59,17 @@ def measure(work, vehicles, label, extra):
             m[0] += t["between_workers_bytes"]
             m[1] += t["to_loader_bytes"]
         res["moved_mb"] = {s: [round(a / 2**20, 1), round(b / 2**20, 1)] for s, (a, b) in moved.items()}
-    shutil.rmtree(out, ignore_errors=True)  # the blocks of 414k images are 6 GB
+    # the blocks of 414k images are 6 GB; --keep leaves the database, to look at in the app
+    shutil.rmtree(out / "blocks" if keep else out, ignore_errors=True)
     return res
 
 
 def report(runs):
     L = [BEGIN, "", "## Measured: the Dask path (`--scheduler`)", "",
          "Made by `make dask-scaling` (`python -m bench.dask_scaling`), one machine with 2 cores; each row says "
-         "when it was measured. Every size is loaded three times in a row on the same data: the single process, then "
-         "`--scheduler local:1` and `local:2` (a `LocalCluster` of 1 or 2 worker processes of one thread). "
+         "when it was measured. Every Dask run has its peer in the same run of the command: a single-process load of the "
+         "same data, just before or after it. `--scheduler local:1` and `local:2` are a `LocalCluster` of 1 or 2 "
+         "worker processes of one thread. "
          "All four models, every stage, KMeans only, no combination. A Dask load's time includes converting "
          "the pickles to row blocks. Memory: the loader process (GNU time's maximum resident set, which also "
          "covers the largest child), and each worker's own peak.", "",
@@ -78,26 +80,25 @@ def report(runs):
         recall = f"{min(r['recall_at_10'].values()):.3f}" if r.get("recall_at_10") else "–"
         L.append(f"| {r['rows']:,} | {r['run']} | {r['wall_s'] / 60:.1f} | {r['loader_peak_mb'] / 1024:.2f} | "
                  f"{workers} | {recall} | {r.get('measured', '')}{'; ' + r['note'] if r.get('note') else ''} |")
-    stages = list(dict.fromkeys(s for r in runs for s in r["stages_s"]))
     L += ["", "Seconds per stage (summed over models; on Dask the 2-D maps run on the workers alongside the "
-          "stages after them, and the loader's wait for them is its own stage):", "",
-          "| stage | " + " | ".join(f"{r['rows'] // 1000}k {r['run']}" for r in runs) + " |",
-          "|---|" + "---:|" * len(runs)]
-    for s in stages:
-        L.append(f"| {s} | " + " | ".join(f"{r['stages_s'].get(s, 0):.0f}" for r in runs) + " |")
+          "stages after them, and the loader's wait for them is its own stage):", ""]
+    L += per_stage(runs, "stages_s", lambda v: f"{v or 0:.0f}")
     dask_runs = [r for r in runs if r.get("moved_mb")]
     if dask_runs:
-        moved = list(dict.fromkeys(s for r in dask_runs for s in r["moved_mb"]))
         L += ["", "Bytes moved per stage, MiB, between workers / from workers to the loader (Dask's own transfer "
-              "counters; a map made alongside counts in the stage it overlaps):", "",
-              "| stage | " + " | ".join(f"{r['rows'] // 1000}k {r['run']}" for r in dask_runs) + " |",
-              "|---|" + "---:|" * len(dask_runs)]
-        for s in moved:
-            L.append(f"| {s} | " + " | ".join(
-                "{:.0f} / {:.0f}".format(*r["moved_mb"].get(s, [0, 0])) for r in dask_runs) + " |")
+              "counters; a map made alongside counts in the stage it overlaps):", ""]
+        L += per_stage(dask_runs, "moved_mb", lambda v: "{:.0f} / {:.0f}".format(*(v or (0, 0))))
     L += estimate(runs)
     L += ["", END]
     return "\n".join(L)
+
+
+def per_stage(runs, key, cell):
+    """A table of one row per stage in ``run[key]`` (in the order first seen), one column per run."""
+    stages = list(dict.fromkeys(s for r in runs for s in r[key]))
+    return (["| stage | " + " | ".join(f"{r['rows'] // 1000}k {r['run']}" for r in runs) + " |",
+             "|---|" + "---:|" * len(runs)]
+            + [f"| {s} | " + " | ".join(cell(r[key].get(s)) for r in runs) + " |" for s in stages])
 
 
 # stages whose work is on the workers and grows with the rows; the loader's own growing stages; the rest
@@ -151,6 +152,8 @@ def main(argv=None):
     ap.add_argument("--work", default=str(ROOT / ".bench"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "dask_scaling.json"))
     ap.add_argument("--doc", default=str(ROOT / "docs" / "SCALING.md"))
+    ap.add_argument("--keep", action="store_true",
+                    help="keep each run's database (without its blocks) in WORK/dask-scaling-SIZE-RUN/")
     ap.add_argument("--doc-only", action="store_true", help="only rewrite the section from the JSON file")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -160,7 +163,7 @@ def main(argv=None):
                                        for w in args.workers.split(",") if w]
     for v in (int(x) for x in args.vehicles.split(",") if not args.doc_only):
         for label, extra in plan:
-            res = dict(measure(Path(args.work), v, label, extra), measured=time.strftime("%Y-%m-%d %H:%M"))
+            res = dict(measure(Path(args.work), v, label, extra, args.keep), measured=time.strftime("%Y-%m-%d %H:%M"))
             runs = [r for r in runs if (r["vehicles"], r["run"]) != (v, label)] + [res]
             runs.sort(key=lambda r: (r["vehicles"], r["run"] != "single process", r["run"]))
             out.write_text(json.dumps(runs, indent=1))
