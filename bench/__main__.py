@@ -352,16 +352,10 @@ def report(res):
                      + f"; **{app['rss_after_sessions_mb'][-1][1]:.0f} MiB** at the end (target 750 MiB).\n")
     else:
         L.append("Browser figures skipped: no /usr/bin/chromium or playwright.\n")
-    rv = res.get("review")
-    if rv:
-        L.append(f"## Review\n\nVerdicts for the first {rv['verdicts']} flagged entries of the consensus ranking in "
-                 "Debian's chromium (`bench/review.py`), each way from no verdicts; actions = clicks, key presses "
-                 "and typed values; seconds until the progress line says they are reviewed; stored = verdicts read "
-                 "back from the reviews file:\n")
-        L.append("| way | actions | seconds | s per verdict | stored |\n|---|---:|---:|---:|---:|")
-        for way, f in rv["ways"].items():
-            L.append(f"| {way} | {f['actions']} | {f['seconds']:.1f} | {f['seconds_per_verdict']:.2f} | {f['stored']} |")
-        L.append("")
+    if res.get("review"):
+        from bench import review
+
+        L.extend(review.section(res["review"]))
     fs = res.get("firststart")
     if fs:
         L.append(f"## First start\n\n`make run` in a fresh clone of HEAD with the dependencies installed "

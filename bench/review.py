@@ -141,6 +141,19 @@ def measure(db, verdicts=200, ways=WAYS):
     return out
 
 
+def section(res):
+    """The Markdown section of the report; ``res``: ``{"verdicts": n, "ways": measure()'s answer}``."""
+    L = [f"## Review\n\nVerdicts for the first {res['verdicts']} flagged entries of the consensus ranking in "
+         "Debian's chromium (`bench/review.py`), each way from no verdicts; actions = clicks, key presses "
+         "and typed values; seconds until the progress line says they are reviewed; stored = verdicts read "
+         "back from the reviews file:\n",
+         "| way | actions | seconds | s per verdict | stored |\n|---|---:|---:|---:|---:|"]
+    for way, f in res["ways"].items():
+        L.append(f"| {way} | {f['actions']} | {f['seconds']:.1f} | {f['seconds_per_verdict']:.2f} | {f['stored']} |")
+    L.append("")
+    return L
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True)

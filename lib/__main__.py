@@ -185,7 +185,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--map-iters", type=int, default=None,
-                   help="t-SNE iterations per phase (early exaggeration, then normal); default 250 each")
+                   help="t-SNE iterations per phase (early exaggeration, then normal); default 125, then 375")
     p.add_argument("--map-worker", choices=("auto", "on", "off"), default="auto",
                    help="make the 2-D maps in a second process alongside the other stages; "
                         "auto = from 50,000 images on")

@@ -304,11 +304,20 @@ def color_name(rgb):
     otherwise the nearest chromatic palette entry, lightness counting half
     (exposure moves it most).
     """
-    L, a, b = srgb_to_lab(np.asarray(rgb, dtype=np.float64))
-    chroma = float(np.hypot(a, b))
-    if chroma < _ACHROMATIC_C:
-        return "white" if L >= _WHITE_L else "black" if L < _BLACK_L else "silver/grey"
-    if L < 25 and chroma < 20:  # dark and barely tinted: black paint, or tinted glass
-        return "black"
-    d = ((_CHROMATIC_LAB - np.array([L, a, b])) ** 2 * np.array([0.5, 1.0, 1.0])).sum(axis=1)
-    return _CHROMATIC[int(np.argmin(d))]
+    return color_names(np.asarray(rgb, dtype=np.float64)[None, :])[0]
+
+
+_GREYS = np.array(["white", "silver/grey", "black"], dtype=object)
+
+
+def color_names(rgb):
+    """:func:`color_name` of every row of an (n, 3) array, in a few numpy calls (the loader names
+    every image: one call per image cost about 9 s of the loader's own time at 414,575 images)."""
+    L, a, b = np.moveaxis(srgb_to_lab(np.asarray(rgb, dtype=np.float64).reshape(-1, 3)), -1, 0)
+    chroma = np.hypot(a, b)
+    grey = _GREYS[np.where(L >= _WHITE_L, 0, np.where(L < _BLACK_L, 2, 1))]
+    d = ((_CHROMATIC_LAB[None, :, :] - np.stack([L, a, b], -1)[:, None, :]) ** 2 * np.array([0.5, 1.0, 1.0])).sum(-1)
+    chromatic = np.array(_CHROMATIC, dtype=object)[np.argmin(d, axis=1)]
+    # dark and barely tinted: black paint, or tinted glass
+    names = np.where(chroma < _ACHROMATIC_C, grey, np.where((L < 25) & (chroma < 20), "black", chromatic))
+    return names.tolist()

@@ -472,7 +472,7 @@ def _store_thumbnails(db, eng, data_dir, image_list, cfg, advance):
             "image_id": ids, "path": image_list.paths[start:start + len(batch)],
             "vehicle_id": image_list.vehicle_ids[start:start + len(batch)], "status": statuses,
             "center_r": rgb[:, 0], "center_g": rgb[:, 1], "center_b": rgb[:, 2],
-            "color_name": [images.color_name(c) if s == "ok" else None for s, c in zip(statuses, rgb)]})
+            "color_name": [n if s == "ok" else None for s, n in zip(statuses, images.color_names(rgb))]})
         ok = [i for i, b in enumerate(batch) if b[1] is not None]
         if ok:
             db.insert("thumbnails", {"image_id": ids[ok], "jpeg": [batch[i][1] for i in ok]})

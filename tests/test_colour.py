@@ -47,6 +47,16 @@ def test_palette_names(rgb, name):
     assert images.color_name(rgb) == name
 
 
+def test_naming_many_colours_at_once_names_each_as_alone():
+    # the loader names a batch in one call; every branch (grey by lightness, dark tint, chromatic) is hit
+    rgb = np.random.default_rng(0).uniform(0, 255, (3000, 3))
+    rgb[::5] = rgb[::5, :1]  # greys of every lightness
+    rgb[1::5] *= 0.12  # dark, barely tinted
+    names = images.color_names(rgb)
+    assert names == [images.color_name(c) for c in rgb]
+    assert set(names) == set(images.COLOR_NAMES)
+
+
 def test_lab_of_known_colours():
     lab = images.srgb_to_lab(np.array([[255, 255, 255], [0, 0, 0], [255, 0, 0]]))
     np.testing.assert_allclose(lab[0], [100, 0, 0], atol=0.1)
