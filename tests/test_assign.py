@@ -68,7 +68,10 @@ def test_held_back_vehicles_get_the_clusters_of_a_full_load(demo_dir, demo_db, t
     try:
         for k, models in by_k.items():
             db = tmp_path / f"train-k{k}.duckdb"
-            cfg = pipeline.LoadConfig(ks=(k,), map_iters=100, map_exaggeration_iters=100, models=tuple(models))
+            # KMeans only and no combination: assign places images by the default clustering (a loaded
+            # combination has its own test below)
+            cfg = pipeline.LoadConfig(ks=(k,), map_iters=100, map_exaggeration_iters=100, models=tuple(models),
+                                      algorithms=("kmeans",), combinations=())
             loaded = pipeline.load(tmp_path / "train", db, cfg)
             assert {m: loaded["models"][m]["chosen_k"] for m in models} == {m: k for m in models}
             report = assign(tmp_path / "held", db, name="held")
