@@ -17,6 +17,7 @@ this module, never the reverse.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ DEFAULT_KS = tuple(range(2, 31))
 SWEEP_SAMPLE = 20000
 SILHOUETTE_SAMPLE = 5000
 SWEEP_N_INIT = 3   # KMeans starts per k in the sweep
+SWEEP_THREADS = 2  # k fitted at once, each single-threaded (see _Sweep.rows)
 RESTARTS = 30  # of the final KMeans, on RESTART_SAMPLE rows
 RESTART_SAMPLE = 50000
 
@@ -321,15 +323,25 @@ class _Sweep:
         return min(len(self.S), self.reference.rows) - 1
 
     def rows(self, ks, with_gap, progress=None):
+        """The rows of ``ks`` (ascending), fitted :data:`SWEEP_THREADS` k at a time.
+
+        Each k's fits are seeded on their own, so the rows do not depend on which
+        thread made them; scikit-learn's KMeans and the scores run mostly outside
+        the GIL, so the threads use the cores the single-threaded fits leave idle.
+        """
+        ks = [int(k) for k in ks if k < len(self.S)]
+
+        def row(k):
+            with one_thread():  # OpenMP's thread count is per calling thread: each worker sets its own
+                return self._row(k, k in with_gap)
+
         out = []
-        for k in ks:
-            if k >= len(self.S):
-                break
-            out_row = self._row(int(k), k in with_gap)
-            if out_row is not None:
-                out.append(out_row)
-            if progress:
-                progress(1)
+        with ThreadPoolExecutor(SWEEP_THREADS) as pool:
+            for out_row in pool.map(row, ks):  # in k order
+                if out_row is not None:
+                    out.append(out_row)
+                if progress:
+                    progress(1)
         return out
 
     def _row(self, k, with_gap):

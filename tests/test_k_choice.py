@@ -175,3 +175,15 @@ def test_sweep_silhouette_from_shared_distances_equals_scikit_learns():
         labels = KMeans(n_clusters=r["k"], n_init=cluster.SWEEP_N_INIT, random_state=0).fit(S).labels_
         expected = silhouette_score(sil, labels[cluster.sample_rows(len(S), 400, 1)])
         assert abs(r["silhouette"] - expected) < 1e-4, r["k"]
+
+
+def test_the_sweep_on_two_threads_is_the_sweep_one_k_at_a_time(reduced, monkeypatch):
+    # each k's fits carry their own seed: which thread fits which k changes nothing, widening included
+    answers = []
+    for threads in (1, 2):
+        monkeypatch.setattr(cluster, "SWEEP_THREADS", threads)
+        done = []
+        c = cluster.choose(reduced["osnet"], ks=range(2, 12), progress=done.append)
+        answers.append(repr((c.k, c.structure, c.widened_to, c.scores)))  # repr: a NaN score equals itself
+        assert len(done) == len(c.scores)  # one progress step per k, from the caller's thread
+    assert answers[0] == answers[1]
