@@ -298,8 +298,9 @@ def _structure_steps(db, eng, model, Z, info, vehicle_codes, cfg, prog, maps=Non
                       choice.reference)
 
     preservation = None  # a map made in the background fills it in when stored
+    # the grid too: a map kept by an older load on another grid is not this map
     map_key = cache and memo.Memo.key("2-D map", Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
-                                      cfg.random_state)
+                                      cfg.random_state, embed.GRID_INTS)
     reused = cache.get(map_key) if cache else None
     if reused is not None:
         with prog.stage("2-D map (reused)", model=model):
