@@ -62,7 +62,7 @@ def _store_images(bcon, new_dir, image_list, thumb_size, n_jobs, advance):
         store.insert(bcon, "images", {
             "image_id": ids[sl], "path": image_list.paths[sl], "vehicle_id": image_list.vehicle_ids[sl],
             "status": [b[0] for b in batch],
-            "color_name": [images.color_name(b[2]) if b[2] else None for b in batch]})
+            "color_name": images.color_names(images.body_rgbs(batch))})
         ok = [i for i, b in enumerate(batch) if b[1] is not None]
         if ok:
             store.insert(bcon, "thumbnails", {"image_id": ids[sl][ok], "jpeg": [batch[i][1] for i in ok]})

@@ -466,14 +466,14 @@ def _store_thumbnails(db, eng, data_dir, image_list, cfg, advance):
     for batch in eng.thumbnails(root, image_list.paths, cfg.thumb_size, cfg.n_jobs):
         ids = np.arange(start, start + len(batch), dtype=np.int32)
         statuses = [b[0] for b in batch]
-        rgb = np.array([b[2] if b[2] else (np.nan,) * 3 for b in batch], dtype=np.float32)
+        rgb = images.body_rgbs(batch)
         for s in statuses:
             counts[s] += 1
         db.insert("images", {
             "image_id": ids, "path": image_list.paths[start:start + len(batch)],
             "vehicle_id": image_list.vehicle_ids[start:start + len(batch)], "status": statuses,
             "center_r": rgb[:, 0], "center_g": rgb[:, 1], "center_b": rgb[:, 2],
-            "color_name": [n if s == "ok" else None for s, n in zip(statuses, images.color_names(rgb))]})
+            "color_name": images.color_names(rgb)})  # None where no colour was measured (status not ok)
         ok = [i for i, b in enumerate(batch) if b[1] is not None]
         if ok:
             db.insert("thumbnails", {"image_id": ids[ok], "jpeg": [batch[i][1] for i in ok]})

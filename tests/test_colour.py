@@ -55,6 +55,7 @@ def test_naming_many_colours_at_once_names_each_as_alone():
     names = images.color_names(rgb)
     assert names == [images.color_name(c) for c in rgb]
     assert set(names) == set(images.COLOR_NAMES)
+    assert images.color_names([[np.nan] * 3, [20, 20, 22]]) == [None, "black"]  # no colour measured: no name
 
 
 def test_lab_of_known_colours():
