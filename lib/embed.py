@@ -24,6 +24,12 @@ EXAGGERATION_ITERS = 125
 ITERS = 375
 GRID_INTS = 2
 STEP = 125  # progress after each; shorter steps cost more (25: 5% slower, 10-NN 0.429 against 0.432)
+# below this many rows a map made beside the loader uses one thread: its threads then mostly wait on
+# each other while the loader keeps both cores busy (vdc_type beside a 2-thread BLAS loop: 100,000 rows
+# 37 s wall / 25 s CPU on 1 thread against 39 / 31 on 2; 6,132 rows, the first look's four maps: 24 s
+# CPU against 52, the first look 49 s against 66); at 414,575 rows two threads take 121 s against 171
+# for the same CPU
+WORKER_THREAD_ROWS = 200_000
 MAP_SAMPLE = 100_000  # on Dask (lib.dask_engine) the map is fitted on this many rows and the rest placed
 
 
@@ -92,6 +98,11 @@ def timed_map(Z, knn_indices, knn_distances, n_iter=ITERS, exaggeration_iter=EXA
     return Y, preservation, time.perf_counter() - t0, cpu_seconds() - c0, peak_rss_mb()
 
 
+def worker_threads(n_rows, n_jobs):
+    """Threads for a map of ``n_rows`` made beside the loader: one below WORKER_THREAD_ROWS."""
+    return n_jobs if n_rows >= WORKER_THREAD_ROWS else 1
+
+
 class MapWorker:
     """Makes maps in a second process while the loader goes on with the next stages.
 
@@ -110,8 +121,12 @@ class MapWorker:
             self._pool = SPAWN.Pool(1, **orphan_guard())
         self._jobs = {}
 
-    def submit(self, key, *args):
-        self._jobs[key] = self._pool.apply_async(timed_map, args)
+    def submit(self, key, Z, knn_indices, knn_distances, n_iter=ITERS, exaggeration_iter=EXAGGERATION_ITERS,
+               random_state=0, n_jobs=2):
+        """Queue :func:`timed_map`, on :func:`worker_threads` threads."""
+        self._jobs[key] = self._pool.apply_async(
+            timed_map, (Z, knn_indices, knn_distances, n_iter, exaggeration_iter, random_state,
+                        worker_threads(len(Z), n_jobs)))
 
     def result(self, key):
         return self._jobs.pop(key).get()

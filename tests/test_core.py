@@ -169,3 +169,10 @@ def test_map_preserves_neighbours_better_than_chance():
     rand = embed.knn_preservation(X, np.random.default_rng(0).normal(size=(3000, 2)), n_samples=500)
     assert kept > 0.15 > rand
     assert embed.knn_preservation(X, X, n_samples=200) == pytest.approx(1.0)
+
+
+def test_a_map_beside_the_loader_takes_one_thread_until_the_map_is_large():
+    # a small map's threads only wait on each other while the loader keeps the cores busy
+    assert embed.worker_threads(6_132, 2) == 1
+    assert embed.worker_threads(embed.WORKER_THREAD_ROWS - 1, 2) == 1
+    assert embed.worker_threads(414_575, 2) == 2 and embed.worker_threads(414_575, 1) == 1
