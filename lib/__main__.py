@@ -193,7 +193,7 @@ def main(argv=None):
                    help="euclidean or cosine (rows L2-normalised before the PCA) for one model (repeatable); "
                         "default: cosine for re-ID models (osnet) and rows already of unit length, else euclidean")
     p.add_argument("--reuse", default=None, metavar="DIR",
-                   help="keep every k sweep and 2-D map in DIR by its inputs, and reuse those an earlier load "
+                   help="keep every k sweep, final KMeans, neighbour table and 2-D map in DIR by its inputs, and reuse those an earlier load "
                         "with identical inputs kept there (the loader's own folder: never one from elsewhere)")
     p.add_argument("--status", default=None, metavar="FILE",
                    help="keep the current stage in this JSON file while loading, for the app to show; "

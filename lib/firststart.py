@@ -6,10 +6,11 @@
    its data. It is a complete build, published as any other.
 3. The full default load (the other clustering algorithms, the combinations
    of models) starts in a background process; it reuses the first look's k
-   sweeps and maps, which :mod:`lib.memo` kept by their inputs. It keeps a status file beside
-   the database (:func:`status_path`) while it runs, publishes a new build
-   when complete and then removes the file; the app shows the status
-   (:func:`describe`) and picks up the new build.
+   sweeps, KMeans, neighbour tables and maps, which :mod:`lib.memo` kept by
+   their inputs. It keeps a status file beside the database
+   (:func:`status_path`) while it runs, publishes a new build when complete
+   and then removes the file; the app shows the status (:func:`describe`) and
+   picks up the new build.
 
 A load that dies leaves the first look in place and its status file behind,
 saying so; :func:`first_start` run again starts the full load anew.
@@ -43,7 +44,8 @@ def status_path(db_path):
 
 
 def reuse_path(db_path):
-    """Where the first look keeps its k sweeps and maps for the full load to reuse (:mod:`lib.memo`)."""
+    """Where the first look keeps its k sweeps, KMeans, neighbours and maps for the full load to reuse
+    (:mod:`lib.memo`)."""
     db_path = Path(db_path)
     return db_path.parent / (db_path.name + ".reuse")
 

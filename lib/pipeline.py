@@ -262,33 +262,33 @@ def _structure_steps(db, eng, model, Z, info, vehicle_codes, cfg, prog, maps=Non
     vtable = db.create_vectors(model, Z)
 
     cache = _memo(cfg)
-    # keys only with a cache: hashing the inputs reads them all (about 1 s per model at full scale)
-    sweep_key = cache and memo.Memo.key("k sweep", Z, tuple(cfg.ks), cfg.sweep_sample, cfg.silhouette_sample,
-                                        cfg.random_state)
-    choice = cache.get(sweep_key) if cache else None
-    if choice is not None:
-        with prog.stage("k sweep (reused)", model=model):
-            pass
-    else:
-        with prog.stage("k sweep", total=len(cfg.ks), model=model) as advance:
-            choice = cluster.choose(Z, cfg.ks, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state, advance)
-        if cache:
-            cache.put(sweep_key, choice)
+    # the vectors hashed once (about 1 s per model at full scale), only with a reuse folder
+    z = cache and memo.Memo.key("vectors", Z)
+    choice = _kept(cache, prog, model, ("k sweep", z, tuple(cfg.ks), cfg.sweep_sample, cfg.silhouette_sample,
+                                        cfg.random_state),
+                   lambda advance: cluster.choose(Z, cfg.ks, cfg.sweep_sample, cfg.silhouette_sample,
+                                                  cfg.random_state, advance), total=len(cfg.ks))
     sweep, k = choice.scores, choice.k  # the gap statistic's k and verdict (a widened range's k included)
     db.insert("k_scores", {"model": [model] * len(sweep), **{c: [s[c] for s in sweep] for c in sweep[0]}})
 
-    with prog.stage("clustering", model=model):
-        t_kmeans = time.perf_counter()
+    def final_kmeans(_):
+        t = time.perf_counter()
         labels, centers, inertia = eng.kmeans(model, Z, k, cfg.random_state)
-        t_kmeans = time.perf_counter() - t_kmeans
-        scores = cluster.final_scores(Z, labels, cfg.sweep_sample, cfg.silhouette_sample, cfg.random_state)
+        t = time.perf_counter() - t
+        return labels, centers, inertia, t, cluster.final_scores(Z, labels, cfg.sweep_sample, cfg.silhouette_sample,
+                                                                 cfg.random_state)
+    # the engine is in the keys: a Dask load's KMeans and neighbour table are other (equally good) answers
+    labels, centers, inertia, t_kmeans, scores = _kept(
+        cache, prog, model, ("clustering", type(eng).__name__, z, k, cfg.sweep_sample, cfg.silhouette_sample,
+                             cfg.random_state), final_kmeans)
     center_dist = np.linalg.norm(Z - centers[labels], axis=1).astype(np.float32)
     db.insert("assignments", {"model": [model] * n, "image_id": ids, "cluster": labels, "center_distance": center_dist})
     sizes = np.bincount(labels, minlength=k)
     db.insert("clusters", {"model": [model] * k, "cluster": np.arange(k, dtype=np.int32), "size": sizes})
 
-    with prog.stage("neighbours", model=model):
-        knn_idx, knn_dist = eng.knn(model, Z, cfg.n_neighbors, cfg.random_state, cfg.n_jobs)
+    knn_idx, knn_dist = _kept(cache, prog, model, ("neighbours", type(eng).__name__, z, cfg.n_neighbors,
+                                                   cfg.random_state),
+                              lambda _: eng.knn(model, Z, cfg.n_neighbors, cfg.random_state, cfg.n_jobs))
     kk = knn_idx.shape[1]
     db.insert("neighbors", {"model": [model] * (n * kk), "image_id": np.repeat(ids, kk),
                             "rank": np.tile(np.arange(1, kk + 1, dtype=np.int16), n),
@@ -299,7 +299,7 @@ def _structure_steps(db, eng, model, Z, info, vehicle_codes, cfg, prog, maps=Non
 
     preservation = None  # a map made in the background fills it in when stored
     # the grid too: a map kept by an older load on another grid is not this map
-    map_key = cache and memo.Memo.key("2-D map", Z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
+    map_key = cache and memo.Memo.key("2-D map", z, knn_idx, knn_dist, cfg.map_iters, cfg.map_exaggeration_iters,
                                       cfg.random_state, embed.GRID_INTS)
     reused = cache.get(map_key) if cache else None
     if reused is not None:
@@ -364,6 +364,22 @@ def _outlier_and_evidence_steps(db, eng, model, Z, result, rep, duplicate_thresh
 def _memo(cfg):
     """The reuse folder of ``cfg`` as a :class:`lib.memo.Memo`, or None."""
     return memo.Memo(cfg.reuse_dir) if cfg.reuse_dir else None
+
+
+def _kept(cache, prog, model, inputs, compute, **stage):
+    """``compute(advance)`` as the stage named ``inputs[0]``; with a reuse folder (``cache``) that holds
+    the result of identical ``inputs`` (the step's name first), that result instead, recorded as
+    "<stage> (reused)"."""
+    key = cache and memo.Memo.key(*inputs)
+    value = cache.get(key) if cache else None
+    if value is not None:
+        with prog.stage(f"{inputs[0]} (reused)", model=model):
+            return value
+    with prog.stage(inputs[0], model=model, **stage) as advance:
+        value = compute(advance)
+    if cache:
+        cache.put(key, value)
+    return value
 
 
 def _insert_map(db, model, Y):

@@ -37,17 +37,20 @@ def _stages(path):
     return {(s, m) for s, m in _table(path, "SELECT stage, model FROM stages")}
 
 
-def test_a_second_load_reuses_sweeps_and_maps_and_stores_the_same(tmp_path):
+def test_a_second_load_reuses_sweeps_kmeans_neighbours_and_maps_and_stores_the_same(tmp_path):
     data = make_tiny(tmp_path / "data", n=300)
     cfg = replace(TINY_CONFIG, reuse_dir=str(tmp_path / "reuse"))
     pipeline.load(data, tmp_path / "a.duckdb", replace(cfg, models=("alpha",)))  # like a first look
     pipeline.load(data, tmp_path / "b.duckdb", cfg)  # like the full load: alpha reused, beta new
     pipeline.load(data, tmp_path / "c.duckdb", TINY_CONFIG)  # no reuse at all
     b, c = store.resolve(tmp_path / "b.duckdb"), store.resolve(tmp_path / "c.duckdb")
-    assert {("k sweep (reused)", "alpha"), ("2-D map (reused)", "alpha"), ("k sweep", "beta"),
-            ("2-D map", "beta")} <= _stages(b)
-    assert ("k sweep", "alpha") not in _stages(b) and ("k sweep (reused)", "alpha") not in _stages(c)
+    steps = ("k sweep", "clustering", "neighbours", "2-D map")
+    assert {(f"{s} (reused)", "alpha") for s in steps} | {(s, "beta") for s in steps} <= _stages(b)
+    assert not {(s, "alpha") for s in steps} & _stages(b)
+    assert not {s for s, _ in _stages(c) if s.endswith("(reused)")}
     for sql in ("SELECT model, image_id, x, y FROM map ORDER BY ALL",
                 "SELECT * FROM k_scores ORDER BY ALL",
+                "SELECT * FROM assignments ORDER BY ALL", "SELECT * FROM neighbors ORDER BY ALL",
+                "SELECT model, silhouette, inertia FROM models ORDER BY model",
                 "SELECT model, chosen_k, structure, map_knn_preservation FROM models ORDER BY model"):
         assert _table(b, sql) == _table(c, sql), sql  # reused = what computing again gives
