@@ -263,6 +263,9 @@ def report(res):
     for part, stamp in res.get("measured", {}).items():
         L.append(f"- {part}: {stamp}")
     L.append("")
+    from bench import targets
+
+    L.extend(targets.section(res))
     L.append("## Loader\n")
     f = res.get("foundation")
     if f:

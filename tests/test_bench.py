@@ -51,6 +51,7 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     assert all(w["same_status"] == 1 and w["same_colour"] >= 0.9 for w in th["ways"].values())
     assert "## Thumbnails: decoders" in text and "| pyvips |" in text
     assert "review" not in res and "## Review" not in text
+    assert "## Targets (issue 15)" in text and "| first start: complete Overview ≤ 90 s |" in text
 
 
 def test_bench_partial_run_keeps_the_other_parts_with_their_dates(tmp_path):
@@ -109,3 +110,24 @@ def test_review_bench_counts_actions_and_checks_the_stored_verdicts(demo_db):
     assert "Verdicts for the first 13 flagged entries" in text
     assert all(f"| {way} | {f['actions']} | {f['seconds']:.1f} | {f['seconds_per_verdict']:.2f} | 13 |" in text
                for way, f in ways.items())
+
+
+def test_the_targets_table_says_met_only_where_the_figure_meets_the_target():
+    from bench import targets
+
+    res = {"measured": {"firststart": "today by `python -m bench --parts firststart`"},
+           "firststart": {"overview_s": 60.2, "full_s": 181.0},
+           "foundation": {"wall_s": 700.0, "peak_mb": 5000.0, "worker_peak_mb": 800.0},
+           "neighbours": [{"ours_recall": 0.995, "ours_s": 30.0, "defaults_s": 12.0},
+                          {"ours_recall": 0.991, "ours_s": 20.0, "defaults_s": 10.0}]}
+    got = {t: (figure, met) for t, figure, met, _ in targets.rows(res)}
+    assert got["first start: complete Overview ≤ 90 s"] == ("60 s", True)
+    assert got["first start: every page's data ≤ 180 s"] == ("181 s", False)
+    assert got["foundation load ≤ 12 min"] == ("11.7 min", True)
+    assert got["foundation load ≤ 6 GB peak (with its map worker)"] == ("6.08 GB", False)  # 5800 MiB
+    assert got["neighbours: recall@10 ≥ 0.99 on every model"] == ("min 0.9910", True)
+    assert got["neighbours: in no more time than pynndescent's defaults"] == ("50 s against 22 s", False)
+    assert not any(t.startswith(("app", "maps", "thumbnails", "default")) for t in got)  # parts never measured
+    text = "\n".join(targets.section(res))
+    assert "| first start: every page's data ≤ 180 s | 181 s | no | today by `python -m bench --parts firststart` |" in text
+    assert targets.section({}) == []
