@@ -277,17 +277,19 @@ def _structure_steps(db, eng, model, Z, info, vehicle_codes, cfg, prog, maps=Non
         t = time.perf_counter() - t
         return labels, centers, inertia, t, cluster.final_scores(Z, labels, cfg.sweep_sample, cfg.silhouette_sample,
                                                                  cfg.random_state)
-    # the engine is in the keys: a Dask load's KMeans and neighbour table are other (equally good) answers
+    # the engine is in the keys: a Dask load's KMeans and neighbour table are other (equally good) answers;
+    # so are the methods' own settings, which a newer version of this code may change
     labels, centers, inertia, t_kmeans, scores = _kept(
         cache, prog, model, ("clustering", type(eng).__name__, z, k, cfg.sweep_sample, cfg.silhouette_sample,
-                             cfg.random_state), final_kmeans)
+                             cfg.random_state, cluster.RESTARTS, cluster.RESTART_SAMPLE), final_kmeans)
     center_dist = np.linalg.norm(Z - centers[labels], axis=1).astype(np.float32)
     db.insert("assignments", {"model": [model] * n, "image_id": ids, "cluster": labels, "center_distance": center_dist})
     sizes = np.bincount(labels, minlength=k)
     db.insert("clusters", {"model": [model] * k, "cluster": np.arange(k, dtype=np.int32), "size": sizes})
 
     knn_idx, knn_dist = _kept(cache, prog, model, ("neighbours", type(eng).__name__, z, cfg.n_neighbors,
-                                                   cfg.random_state),
+                                                   cfg.random_state, neighbors.EXACT_TERMS, neighbors.NND_GRAPH,
+                                                   neighbors.NND_CANDIDATES, neighbors.NND_TREES),
                               lambda _: eng.knn(model, Z, cfg.n_neighbors, cfg.random_state, cfg.n_jobs))
     kk = knn_idx.shape[1]
     db.insert("neighbors", {"model": [model] * (n * kk), "image_id": np.repeat(ids, kk),
