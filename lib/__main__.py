@@ -5,7 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .descriptors import InputError
+from .processes import share_cores
+
+share_cores()  # before any OpenMP library loads: the loader shares two cores with its workers
+
+from .descriptors import InputError  # noqa: E402
 
 
 class LoadFailed(Exception):

@@ -141,8 +141,8 @@ BATCH = 512  # paths per task: large enough that a task's overhead is small, sma
 
 def thumbnail_batch(image_root, rel_paths, size=THUMB_SIZE, decoders=DEFAULT_DECODERS):
     """:func:`make_thumbnail` of every path under ``image_root``, in order (one task of a pool or of Dask)."""
-    root = os.path.realpath(image_root)  # once per batch, not per image
-    return [make_thumbnail(resolve_under(root, rel), size, decoders) for rel in rel_paths]
+    root, folders = os.path.realpath(image_root), {}  # once per batch, not per image
+    return [make_thumbnail(resolve_under(root, rel, folders), size, decoders) for rel in rel_paths]
 
 
 def _batch(args):

@@ -22,6 +22,8 @@ import re
 
 import numpy as np
 
+from .mapped import in_memory
+
 METRICS = ("euclidean", "cosine")
 REID_NAME = re.compile(r"osnet|re-?id", re.IGNORECASE)
 UNIT_TOLERANCE = 0.01   # rows count as unit length when the middle 98% of norms is within 1% of 1
@@ -77,7 +79,7 @@ def normalise_rows(X, chunk_rows=65536):
     numpy.ndarray, float32, the same object as ``X`` when it was writable float32
     """
     if X.dtype != np.float32 or not X.flags.writeable or not X.flags.c_contiguous:
-        X = np.array(X, dtype=np.float32, order="C")
+        X = in_memory(X)
     for s in range(0, len(X), chunk_rows):
         block = X[s:s + chunk_rows]
         norms = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))

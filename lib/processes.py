@@ -16,6 +16,13 @@ import types
 from contextlib import contextmanager
 
 SPAWN = multiprocessing.get_context("spawn")
+# OpenMP threads (numba's in pynndescent, scikit-learn's, openTSNE's) spin at a barrier for a while
+# before they sleep. The loader and its map or thumbnail workers share two cores, so a spinning thread
+# holds the core its partner needs. Told to sleep at once, pynndescent on osnet (414,575 rows) beside the
+# vdc_type map took 63 s wall / 64 s CPU against 71 / 85, the map 101 CPU-s against 105; the thumbnails
+# beside that map 90 s against 106, the map 96 CPU-s against 110; pynndescent alone 32 s either way
+# (/tmp experiments, docs/BENCHMARKS.md for the load). A value the user set is kept.
+THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def alive(pid):
@@ -32,8 +39,23 @@ def alive(pid):
 
 
 def orphan_guard():
-    """``initializer`` and ``initargs`` for a pool whose workers exit with this process."""
-    return dict(initializer=_exit_with_parent, initargs=(os.getpid(),))
+    """``initializer`` and ``initargs`` for a pool whose workers exit with this process.
+
+    The initializer also sets :data:`THREAD_ENV` (it runs before a task
+    imports a library that reads it).
+    """
+    return dict(initializer=_worker_start, initargs=(os.getpid(),))
+
+
+def share_cores():
+    """Set :data:`THREAD_ENV` where unset: call before numba, scikit-learn or openTSNE is imported."""
+    for name, value in THREAD_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+def _worker_start(parent_pid):
+    share_cores()
+    _exit_with_parent(parent_pid)
 
 
 @contextmanager

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .mapped import row_blocks
+
 VARIANCE_TARGET = 0.90
 MAX_COMPONENTS = 64
 MIN_COMPONENTS = 2
@@ -96,8 +98,8 @@ def fit_pca(X, target=VARIANCE_TARGET, max_components=MAX_COMPONENTS,
 def column_sums(X, chunk_rows=CHUNK_ROWS):
     """Sum of every column in float64, chunked (the first pass; also per row block on a Dask worker)."""
     total = np.zeros(X.shape[1], dtype=np.float64)
-    for start in range(0, X.shape[0], chunk_rows):
-        total += X[start:start + chunk_rows].sum(axis=0, dtype=np.float64)
+    for _, block in row_blocks(X, chunk_rows):
+        total += block.sum(axis=0, dtype=np.float64)
     return total
 
 
@@ -106,8 +108,8 @@ def centred_scatter(X, mean, chunk_rows=CHUNK_ROWS, progress=None):
     d = X.shape[1]
     mean32 = np.asarray(mean).astype(np.float32)
     cov = np.zeros((d, d), dtype=np.float64)
-    for start in range(0, X.shape[0], chunk_rows):
-        block = X[start:start + chunk_rows] - mean32
+    for _, block in row_blocks(X, chunk_rows):
+        block = block - mean32
         cov += block.T @ block
         if progress:
             progress(len(block))
@@ -136,6 +138,6 @@ def transform(model, X, chunk_rows=CHUNK_ROWS):
     out = np.empty((X.shape[0], model.n_components), dtype=np.float32)
     mean32 = model.mean.astype(np.float32)
     compT = np.ascontiguousarray(model.components.T)
-    for start in range(0, X.shape[0], chunk_rows):
-        out[start:start + chunk_rows] = (X[start:start + chunk_rows] - mean32) @ compT
+    for start, block in row_blocks(X, chunk_rows):
+        out[start:start + chunk_rows] = (block - mean32) @ compT
     return out

@@ -167,6 +167,28 @@ def test_resolve_image_refuses_symlink_escape(tmp_path):
     assert D.resolve_image(root, "1/00001/ok.jpg") == str((root / "1/00001/ok.jpg").resolve())
 
 
+def test_resolving_with_the_folders_kept_gives_the_same_answers(tmp_path):
+    """The loop over many images keeps each folder's resolved path; links at any level still count."""
+    root = tmp_path / "raw_data"
+    (root / "1" / "00001").mkdir(parents=True)
+    (root / "1" / "00001" / "ok.jpg").write_bytes(b"x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "a.jpg").write_bytes(b"x")
+    os.symlink(tmp_path / "elsewhere" / "a.jpg", root / "1" / "00001" / "out.jpg")  # a file out of the root
+    os.symlink(root / "1" / "00001" / "ok.jpg", root / "1" / "00001" / "in.jpg")  # a file inside it
+    os.symlink(tmp_path / "elsewhere", root / "1" / "00002")  # a folder out of the root
+    os.symlink(root / "1" / "00001", root / "1" / "00003")  # a folder inside it
+    real = os.path.realpath(root)
+    rels = ["1/00001/ok.jpg", "1/00001/out.jpg", "1/00001/in.jpg", "1/00002/a.jpg", "1/00003/ok.jpg",
+            "1/00003/out.jpg", "1/00001/missing.jpg", "1/00001/..", "1/00001/../../..", "ok.jpg"]
+    folders = {}
+    kept = [D.resolve_under(real, rel, folders) for rel in rels + rels]
+    assert kept == [D.resolve_under(real, rel) for rel in rels + rels]
+    assert kept[:6] == [str(root / "1/00001/ok.jpg"), None, str(root / "1/00001/ok.jpg"), None,
+                        str(root / "1/00001/ok.jpg"), None]
+    assert len(folders) == 4  # the root, 1/00001, 1/00002 and 1/00003
+
+
 def test_discover_uses_file_names_not_a_fixed_list(tmp_path):
     d = tmp_path / "descriptors"
     d.mkdir()

@@ -303,3 +303,22 @@ def test_the_map_worker_exits_with_a_killed_loader(tmp_path):
     while alive() and time.time() < deadline:
         time.sleep(0.2)
     assert not alive(), "processes left running after the loader was killed"
+
+
+def test_the_loader_and_its_workers_let_waiting_threads_sleep(monkeypatch):
+    """OpenMP threads that spin at a barrier take the core the other process of the load needs."""
+    from lib import processes
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with processes.plain_main():
+        pool = processes.SPAWN.Pool(1, **processes.orphan_guard())
+    with pool:
+        assert pool.apply(os.getenv, ("OMP_WAIT_POLICY",)) == "PASSIVE"
+    # the command line sets it before any OpenMP library loads; a value the user chose is kept
+    code = "import os, lib.__main__, sklearn; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
