@@ -29,8 +29,15 @@ def rows(res):
                     "load"))
     th = res.get("thumbnails")
     if th:
+        # the decoders alone, extrapolated, and the stage itself in the default load (reading, storing, and
+        # the map worker beside it): the issue names the stage, so the stage decides when it was measured
         best = min(th["ways"].values(), key=lambda w: w["ms_per_image"])
-        out.append(("thumbnails ≤ 120 s", f"{best['full_s']:.0f} s", best["full_s"] <= 120, "thumbnails"))
+        stage = next((s["seconds"] for s in res.get("stages") or () if s["stage"] == "thumbnails"), None)
+        figure = f"{best['full_s']:.0f} s decoding alone (extrapolated)"
+        if stage is not None:
+            figure += f"; the stage in the default load {stage:.0f} s, beside the maps"
+        out.append(("thumbnails ≤ 120 s", figure, (stage if stage is not None else best["full_s"]) <= 120,
+                    "thumbnails"))
     nb = res.get("neighbours")
     if nb:
         low = min(r["ours_recall"] for r in nb)

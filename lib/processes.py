@@ -20,8 +20,8 @@ SPAWN = multiprocessing.get_context("spawn")
 # before they sleep. The loader and its map or thumbnail workers share two cores, so a spinning thread
 # holds the core its partner needs. Told to sleep at once, pynndescent on osnet (414,575 rows) beside the
 # vdc_type map took 63 s wall / 64 s CPU against 71 / 85, the map 101 CPU-s against 105; the thumbnails
-# beside that map 90 s against 106, the map 96 CPU-s against 110; pynndescent alone 32 s either way
-# (/tmp experiments, docs/BENCHMARKS.md for the load). A value the user set is kept.
+# beside that map 90 s against 106, the map 96 CPU-s against 110; pynndescent alone 32 s either way;
+# the foundation load 804 s against 939 (docs/BENCHMARKS.md). A value the user set is kept.
 THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 

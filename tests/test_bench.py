@@ -133,3 +133,10 @@ def test_the_targets_table_says_met_only_where_the_figure_meets_the_target():
     assert ("| first start: every page's data ≤ 180 s | 181 s | no | today by `python -m bench --parts firststart` |"
             in text)
     assert targets.section({}) == []
+    # thumbnails: the stage in the load decides once it was measured, not the decoders alone
+    res = {"thumbnails": {"ways": {"simplejpeg": {"ms_per_image": 0.25, "full_s": 104.0},
+                                   "pillow": {"ms_per_image": 0.5, "full_s": 208.0}}}}
+    assert dict((t, m) for t, _, m, _ in targets.rows(res)) == {"thumbnails ≤ 120 s": True}
+    res["stages"] = [{"stage": "PCA", "seconds": 20.0}, {"stage": "thumbnails", "seconds": 300.0}]
+    (_, figure, met, _), = targets.rows(res)
+    assert not met and figure == "104 s decoding alone (extrapolated); the stage in the default load 300 s, beside the maps"
