@@ -21,7 +21,7 @@ SPAWN = multiprocessing.get_context("spawn")
 # holds the core its partner needs. Told to sleep at once, pynndescent on osnet (414,575 rows) beside the
 # vdc_type map took 63 s wall / 64 s CPU against 71 / 85, the map 101 CPU-s against 105; the thumbnails
 # beside that map 90 s against 106, the map 96 CPU-s against 110; pynndescent alone 32 s either way;
-# the foundation load 804 s against 939 (docs/BENCHMARKS.md). A value the user set is kept.
+# the foundation load 804 s against 939 (874 s in a second run; docs/BENCHMARKS.md). A value the user set is kept.
 THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
