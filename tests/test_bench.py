@@ -31,8 +31,12 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     assert {r["algorithm"] for r in res["algorithms"]} == {"kmeans", "minibatch", "gmm", "birch", "ward", "hdbscan"}
     saved = json.loads((tmp_path / "benchmarks.json").read_text())
     assert saved["rows"] == res["rows"]
-    assert "map worker" not in text  # a load this small makes its maps inline
-    assert res["foundation"]["wall_s"] > 0 and "--combine none --algorithms kmeans`: the four models" in text
+    assert "made in a second process while the loader goes on" not in text  # by default the maps are inline
+    f = res["foundation"]
+    assert f["wall_s"] > 0 and "--combine none --algorithms kmeans`: the four models" in text
+    # its peer in the same run made the maps in a worker process, whose memory counts too
+    assert f["worker_peak_mb"] == 0 and f["peer"]["worker_peak_mb"] > 0 and f["peer"]["args"] == "--map-worker on"
+    assert f["map_s"] > 0 and f["peer"]["map_s"] > 0 and "Its peer in the same run, the maps in a second process" in text
     fs = res["firststart"]  # make run in a fresh clone: the first look, then the background load's build
     assert fs["images"] > 100 and fs["server_s"] <= fs["overview_s"] <= fs["full_s"]
     assert "Vehicle cluster explorer" in fs["overview_text"]

@@ -180,13 +180,16 @@ def test_resolving_with_the_folders_kept_gives_the_same_answers(tmp_path):
     os.symlink(root / "1" / "00001", root / "1" / "00003")  # a folder inside it
     real = os.path.realpath(root)
     rels = ["1/00001/ok.jpg", "1/00001/out.jpg", "1/00001/in.jpg", "1/00002/a.jpg", "1/00003/ok.jpg",
-            "1/00003/out.jpg", "1/00001/missing.jpg", "1/00001/..", "1/00001/../../..", "ok.jpg"]
+            "1/00003/out.jpg", "1/00001/missing.jpg", "1/00001/..", "1/00001/../../..", "ok.jpg",
+            "1/00002/../00001/ok.jpg", "1/00003/../00001/in.jpg", "/etc/hostname"]
     folders = {}
     kept = [D.resolve_under(real, rel, folders) for rel in rels + rels]
     assert kept == [D.resolve_under(real, rel) for rel in rels + rels]
     assert kept[:6] == [str(root / "1/00001/ok.jpg"), None, str(root / "1/00001/ok.jpg"), None,
                         str(root / "1/00001/ok.jpg"), None]
-    assert len(folders) == 4  # the root, 1/00001, 1/00002 and 1/00003
+    # every folder level once: the root, 1, its three vehicles, and the parents reached through '..'
+    assert set(folders) >= {(), ("1",), ("1", "00001"), ("1", "00002"), ("1", "00003")}
+    assert folders[("1", "00002", "..")] == os.path.realpath(tmp_path)  # a link's '..' is its target's parent
 
 
 def test_discover_uses_file_names_not_a_fixed_list(tmp_path):
