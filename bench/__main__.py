@@ -32,7 +32,8 @@ from lib.queries import Explorer  # noqa: E402
 PARTS = ("load", "foundation", "peers", "neighbours", "maps", "thumbnails", "app", "review", "firststart")
 # issue 3's load: the four models and the foundation's stages, without issue 4's extras
 FOUNDATION_ARGS = ("--combine", "none", "--algorithms", "kmeans")
-FOUNDATION_PEER_ARGS = ("--map-worker", "on")
+# its peer in the same run: the maps made inline, in the loader, after each model's neighbours
+FOUNDATION_PEER_ARGS = ("--map-worker", "off")
 
 
 def log(msg):
@@ -252,6 +253,11 @@ def map_seconds(stages):
     return float(stages.loc[stages.stage == "2-D map", "seconds"].sum())
 
 
+def maps_where(worker_mb):
+    """Where a load made its 2-D maps, from its map worker's memory (0 when it had none)."""
+    return "in a second process" if worker_mb else "inline"
+
+
 def memory(peak_mb, worker_mb):
     """Peak resident memory as measured by /usr/bin/time -v, with the map worker's added when there was one."""
     if not worker_mb:
@@ -281,18 +287,18 @@ def report(res):
                  "Target (issue 3): 30 min and 10 GB.\n")
         peer = f.get("peer")
         if peer:
-            L.append(f"Its peer in the same run, the maps in a second process beside the loader (`{peer['args']}`): "
-                     f"**{peer['wall_s'] / 60:.1f} min wall**, {memory(peer['peak_mb'], peer['worker_peak_mb'])}; "
-                     f"the four maps took {peer['map_s']:.0f} s there against {f['map_s']:.0f} s inline: on two "
-                     "cores the two processes slow each other down more than they overlap.\n")
+            L.append(f"Its peer in the same run, `{peer['args']}`: **{peer['wall_s'] / 60:.1f} min wall**, "
+                     f"{memory(peer['peak_mb'], peer['worker_peak_mb'])}; the four 2-D maps took {f['map_s']:.0f} s "
+                     f"of wall time {maps_where(f['worker_peak_mb'])} in the default load and {peer['map_s']:.0f} s "
+                     f"{maps_where(peer['worker_peak_mb'])} in its peer.\n")
     worker = map_worker_peak_mb(res["stages"])
     L.append(f"`python -m lib load`, the default: also the two default combinations and five more clustering "
              f"algorithms on every model and combination: **{res['load_wall_s'] / 60:.1f} min wall**, "
              f"{memory(res['load_peak_mb'], worker)}. Target (issue 4): 60 min and 10 GB. Its stages:\n")
     if worker:
-        L.append("The 2-D maps are made in a second process while the loader goes on (`--map-worker on`): their rows below are the worker's own wall and CPU time and memory, spent "
-                 "alongside the stages after them; `waiting for 2-D maps` is what the loader waited for the last "
-                 "ones.\n")
+        L.append("The 2-D maps are made in a second process while the loader goes on (`--map-worker on`): their "
+                 "rows below are the worker's own wall and CPU time and memory, spent alongside the stages after "
+                 "them; `waiting for 2-D maps` is what the loader waited for the last ones.\n")
     L.append("| stage | model | wall s | CPU s | peak RSS so far (MiB) |\n|---|---|---:|---:|---:|")
     for s in res["stages"]:
         cpu = s.get("cpu_seconds")
@@ -458,10 +464,10 @@ def main(argv=None):
         wall, peak = run_loader(data, fdb, [*args.loader_args.split(), *FOUNDATION_ARGS])
         ex = Explorer(fdb)
         worker = map_worker_peak_mb(ex.stages().to_dict("records"))
-        res["foundation"] = {"wall_s": wall, "peak_mb": peak, "worker_peak_mb": worker, "map_s": map_seconds(ex.stages())}
+        res["foundation"] = {"wall_s": wall, "peak_mb": peak, "worker_peak_mb": worker,
+                             "map_s": map_seconds(ex.stages())}
         ex.close()
-        # its peer in the same run: the maps in a side process, the loader's default until 2026-12-05
-        log("the same with the maps in a second process (" + " ".join(FOUNDATION_PEER_ARGS) + ")")
+        log("the same with " + " ".join(FOUNDATION_PEER_ARGS))
         pdb = work / f"db-foundation-peer-{args.vehicles}" / "vehicles.duckdb"
         p_wall, p_peak = run_loader(data, pdb, [*args.loader_args.split(), *FOUNDATION_ARGS, *FOUNDATION_PEER_ARGS])
         ex = Explorer(pdb)
@@ -471,7 +477,7 @@ def main(argv=None):
         ex.close()
         res["measured"]["foundation"] = stamp
         log(f"foundation loaded in {wall:.0f}s, peak {peak:.0f} MiB (+ map worker {worker:.0f} MiB); "
-            f"with the map worker {p_wall:.0f}s")
+            f"with {' '.join(FOUNDATION_PEER_ARGS)} {p_wall:.0f}s")
     if "peers" in parts:
         log(f"peers on {args.peer_model}")
         ex = Explorer(db)

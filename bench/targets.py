@@ -30,12 +30,15 @@ def rows(res):
     th = res.get("thumbnails")
     if th:
         # the decoders alone, extrapolated, and the stage itself in the default load (reading, storing, and
-        # the map worker beside it): the issue names the stage, so the stage decides when it was measured
+        # a map worker beside it if the load had one): the issue names the stage, so the stage decides when
+        # it was measured
         best = min(th["ways"].values(), key=lambda w: w["ms_per_image"])
-        stage = next((s["seconds"] for s in res.get("stages") or () if s["stage"] == "thumbnails"), None)
+        stages = res.get("stages") or ()
+        stage = next((s["seconds"] for s in stages if s["stage"] == "thumbnails"), None)
         figure = f"{best['full_s']:.0f} s decoding alone (extrapolated)"
         if stage is not None:
-            figure += f"; the stage in the default load {stage:.0f} s, beside the maps"
+            beside = any(s["stage"] == "waiting for 2-D maps" for s in stages)
+            figure += f"; the stage in the default load {stage:.0f} s" + (", beside the map worker" if beside else "")
         out.append(("thumbnails ≤ 120 s", figure, (stage if stage is not None else best["full_s"]) <= 120,
                     "thumbnails"))
     nb = res.get("neighbours")

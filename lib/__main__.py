@@ -71,7 +71,7 @@ def _load(args):
     cfg = LoadConfig(ks=ks, metrics=metrics, n_neighbors=args.neighbors,
                      random_state=args.seed, models=tuple(args.model or ()), n_jobs=args.jobs,
                      combinations=_combinations(args.combine), algorithms=algos,
-                     map_worker=args.map_worker == "on", reuse_dir=args.reuse,
+                     map_worker={"auto": None, "on": True, "off": False}[args.map_worker], reuse_dir=args.reuse,
                      scheduler=args.scheduler, blocks_dir=args.blocks)
     if args.map_iters:
         cfg.map_iters = cfg.map_exaggeration_iters = args.map_iters
@@ -190,9 +190,9 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--map-iters", type=int, default=None,
                    help="t-SNE iterations per phase (early exaggeration, then normal); default 125, then 375")
-    p.add_argument("--map-worker", choices=("on", "off"), default="off",
-                   help="make the 2-D maps in a second process alongside the other stages (default off: on two "
-                        "cores the two processes slow each other down more than they overlap)")
+    p.add_argument("--map-worker", choices=("auto", "on", "off"), default="auto",
+                   help="make the 2-D maps in a second process alongside the other stages; "
+                        "auto = from 50,000 images on")
     p.add_argument("--metric", action="append", metavar="MODEL=METRIC",
                    help="euclidean or cosine (rows L2-normalised before the PCA) for one model (repeatable); "
                         "default: cosine for re-ID models (osnet) and rows already of unit length, else euclidean")

@@ -5,8 +5,8 @@ per model and per combination of models: k sweep, KMeans on all rows,
 neighbour graph, the other clustering algorithms, 2-D map, outlier scores,
 evidence; then, across models, the consensus outlier rank, thumbnails (and
 the colour of every cluster), the agreement between models and their
-ranking. With ``map_worker`` the 2-D maps are made in a second process
-alongside the steps that follow them (by default they are made inline). The heavy steps run where the
+ranking. From ``MAP_WORKER_ROWS`` rows on, the 2-D maps are made in a second
+process alongside the steps that follow them. The heavy steps run where the
 engine says (:mod:`lib.engine`: this process, or Dask workers with
 ``scheduler``); the answers and the database are the same. Nothing is visible
 at ``db_path`` until every step has succeeded.
@@ -46,10 +46,7 @@ class LoadConfig:
     algorithms: tuple = algorithms.ALGORITHMS
     random_state: int = 0
     n_jobs: int = 2
-    # maps in a second process alongside the next stages; off by default: on two cores each side then
-    # ran at half speed or worse (a map 130 s beside the loader, 50 s inline) and the foundation load
-    # at 414,575 images took longer (docs/BENCHMARKS.md, foundation and its peer)
-    map_worker: bool = False
+    map_worker: bool = None  # maps in a second process; None = from MAP_WORKER_ROWS rows on
     # model -> "euclidean" | "cosine" (rows L2-normalised before the PCA); a model not named gets
     # lib.metric.default_metric: cosine for re-ID models (osnet) and rows already of unit length
     metrics: dict = field(default_factory=dict)
@@ -64,6 +61,9 @@ class LoadConfig:
     ivf_n_probe: int = None  # parts probed per row; None = enough for lib.ivf.TARGET_RECALL on a sample
     map_sample: int = embed.MAP_SAMPLE
 
+
+# below this a map takes seconds and starting a second process costs as much
+MAP_WORKER_ROWS = 50_000
 
 
 def load(data_dir, db_path, config=None, progress=None, engine=None):
@@ -116,9 +116,10 @@ def load(data_dir, db_path, config=None, progress=None, engine=None):
 
     report = {"images": n, "models": {}}
     results = {}
+    background = cfg.map_worker if cfg.map_worker is not None else n >= MAP_WORKER_ROWS
     # the engine first: a scheduler that cannot be reached leaves nothing written
     with (nullcontext(engine) if engine else open_engine(cfg, db_path)) as eng, store.Writer(db_path) as db, \
-            (eng.maps(cfg.map_worker) or nullcontext()) as maps:
+            (eng.maps(background) or nullcontext()) as maps:
         # every model's reduced vectors stay: near-duplicates and combinations need them all
         reduced, broken = {}, {}
         for model, path in files.items():
