@@ -296,7 +296,8 @@ def report(res):
              f"algorithms on every model and combination: **{res['load_wall_s'] / 60:.1f} min wall**, "
              f"{memory(res['load_peak_mb'], worker)}. Target (issue 4): 60 min and 10 GB. Its stages:\n")
     if worker:
-        L.append("The 2-D maps are made in a second process while the loader goes on (`--map-worker on`): their "
+        L.append("The 2-D maps are made in a second process while the loader goes on (`--map-worker`, on from "
+                 "50,000 images): their "
                  "rows below are the worker's own wall and CPU time and memory, spent alongside the stages after "
                  "them; `waiting for 2-D maps` is what the loader waited for the last ones.\n")
     L.append("| stage | model | wall s | CPU s | peak RSS so far (MiB) |\n|---|---|---:|---:|---:|")
