@@ -253,6 +253,18 @@ def map_seconds(stages):
     return float(stages.loc[stages.stage == "2-D map", "seconds"].sum())
 
 
+def foundation_load(data, db, extra=()):
+    """The foundation's load (``FOUNDATION_ARGS``) timed: wall, peak memory, its map worker's and its maps' seconds."""
+    wall, peak = run_loader(data, db, [*extra, *FOUNDATION_ARGS])
+    ex = Explorer(db)
+    try:
+        stages = ex.stages()
+        return {"wall_s": wall, "peak_mb": peak, "worker_peak_mb": map_worker_peak_mb(stages.to_dict("records")),
+                "map_s": map_seconds(stages)}
+    finally:
+        ex.close()
+
+
 def maps_where(worker_mb):
     """Where a load made its 2-D maps, from its map worker's memory (0 when it had none)."""
     return "in a second process" if worker_mb else "inline"
@@ -297,9 +309,9 @@ def report(res):
              f"{memory(res['load_peak_mb'], worker)}. Target (issue 4): 60 min and 10 GB. Its stages:\n")
     if worker:
         L.append("The 2-D maps are made in a second process while the loader goes on (`--map-worker`, on from "
-                 "50,000 images): their "
-                 "rows below are the worker's own wall and CPU time and memory, spent alongside the stages after "
-                 "them; `waiting for 2-D maps` is what the loader waited for the last ones.\n")
+                 "50,000 images): their rows below are the worker's own wall and CPU time and memory, spent "
+                 "alongside the stages after them; `waiting for 2-D maps` is what the loader waited for the last "
+                 "ones.\n")
     L.append("| stage | model | wall s | CPU s | peak RSS so far (MiB) |\n|---|---|---:|---:|---:|")
     for s in res["stages"]:
         cpu = s.get("cpu_seconds")
@@ -461,24 +473,17 @@ def main(argv=None):
         log(f"loaded in {res['load_wall_s']:.0f}s, peak {res['load_peak_mb']:.0f} MiB")
     if "foundation" in parts:
         log("loading the foundation's stages only (" + " ".join(FOUNDATION_ARGS) + ")")
-        fdb = work / f"db-foundation-{args.vehicles}" / "vehicles.duckdb"
-        wall, peak = run_loader(data, fdb, [*args.loader_args.split(), *FOUNDATION_ARGS])
-        ex = Explorer(fdb)
-        worker = map_worker_peak_mb(ex.stages().to_dict("records"))
-        res["foundation"] = {"wall_s": wall, "peak_mb": peak, "worker_peak_mb": worker,
-                             "map_s": map_seconds(ex.stages())}
-        ex.close()
+        res["foundation"] = foundation_load(data, work / f"db-foundation-{args.vehicles}" / "vehicles.duckdb",
+                                            args.loader_args.split())
         log("the same with " + " ".join(FOUNDATION_PEER_ARGS))
-        pdb = work / f"db-foundation-peer-{args.vehicles}" / "vehicles.duckdb"
-        p_wall, p_peak = run_loader(data, pdb, [*args.loader_args.split(), *FOUNDATION_ARGS, *FOUNDATION_PEER_ARGS])
-        ex = Explorer(pdb)
-        res["foundation"]["peer"] = {"args": " ".join(FOUNDATION_PEER_ARGS), "wall_s": p_wall, "peak_mb": p_peak,
-                                     "worker_peak_mb": map_worker_peak_mb(ex.stages().to_dict("records")),
-                                     "map_s": map_seconds(ex.stages())}
-        ex.close()
+        res["foundation"]["peer"] = foundation_load(
+            data, work / f"db-foundation-peer-{args.vehicles}" / "vehicles.duckdb",
+            [*args.loader_args.split(), *FOUNDATION_PEER_ARGS])
+        res["foundation"]["peer"]["args"] = " ".join(FOUNDATION_PEER_ARGS)
         res["measured"]["foundation"] = stamp
-        log(f"foundation loaded in {wall:.0f}s, peak {peak:.0f} MiB (+ map worker {worker:.0f} MiB); "
-            f"with {' '.join(FOUNDATION_PEER_ARGS)} {p_wall:.0f}s")
+        f = res["foundation"]
+        log(f"foundation loaded in {f['wall_s']:.0f}s, peak {f['peak_mb']:.0f} MiB (+ map worker "
+            f"{f['worker_peak_mb']:.0f} MiB); with {f['peer']['args']} {f['peer']['wall_s']:.0f}s")
     if "peers" in parts:
         log(f"peers on {args.peer_model}")
         ex = Explorer(db)

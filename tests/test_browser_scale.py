@@ -21,7 +21,7 @@ from .browser import (fail_without_browser, full_links, launch, loaded_images, p
 pytestmark = pytest.mark.browser
 MISSING = require_browser("playwright.sync_api")
 ROOT = Path(__file__).resolve().parent.parent
-VEHICLES = 4920  # 50,102 images: past the loader's sampling sizes (20,000 rows for the k sweep, 50,000 for the restarts)
+VEHICLES = 4920  # 50,102 images: past the loader's sampling sizes and its side process for the maps
 LOAD_ARGS = ["--algorithms", "kmeans", "--combine", "none", "--k-max", "12", "--map-iters", "200"]
 
 
