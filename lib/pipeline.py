@@ -163,7 +163,7 @@ def load(data_dir, db_path, config=None, progress=None, engine=None):
         with prog.stage("cluster centres"):  # for `python -m lib assign` (issue 5)
             projection.store_centres(db)
 
-        with prog.stage("thumbnails", total=n) as advance:
+        with prog.stage("thumbnails", total=n) as advance, db.many_appends():
             status_counts = _store_thumbnails(db, eng, data_dir, image_list, cfg, advance)
         report["image_status"] = status_counts
 

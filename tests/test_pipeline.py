@@ -322,3 +322,19 @@ def test_the_loader_and_its_workers_let_waiting_threads_sleep(monkeypatch):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_many_appends_checkpoint_once_at_the_end_and_restore_the_threshold(tmp_path):
+    w = store.Writer(tmp_path / "v.duckdb")
+    wal = w.build_path.with_name(w.build_path.name + ".wal")
+    setting = "SELECT current_setting('checkpoint_threshold')"
+    before = w.con.execute(setting).fetchone()[0]
+    blobs = [bytes(3000)] * 512
+    with w.many_appends():
+        for b in range(20):  # 30 MB of blobs: past the 16 MiB that checkpoints by default
+            w.insert("thumbnails", {"image_id": np.arange(b * 512, (b + 1) * 512, dtype=np.int32), "jpeg": blobs})
+        assert os.path.getsize(wal) > 20 * 2**20  # no checkpoint while appending
+    assert not os.path.exists(wal) or os.path.getsize(wal) == 0  # one when done
+    assert w.con.execute(setting).fetchone()[0] == before
+    assert w.con.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 20 * 512
+    w.con.close()
