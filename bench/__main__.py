@@ -283,7 +283,8 @@ def report(res):
     L.append("# Benchmarks\n")
     L.append(f"Made by `make bench` on {os.cpu_count()} cores. Data: the demo generator at {res['vehicles']:,} "
              f"vehicles = {res['rows']:,} images, descriptors of the real dims (2560 + 512 + 128 + 512 float32), "
-             "JPEG crops of 320×240. Measured:\n")
+             "JPEG crops (320×240 when `make bench` generates them; a `--work` folder's data may be the demo's "
+             "192×144: the thumbnails section gives the size measured). Measured:\n")
     for part, stamp in res.get("measured", {}).items():
         L.append(f"- {part}: {stamp}")
     L.append("")
