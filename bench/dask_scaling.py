@@ -105,7 +105,7 @@ def per_stage(runs, key, cell):
 # (the k sweep and its restarts on samples) stays about the same at any size
 WORKER_STAGES = ("PCA", "clustering", "neighbours", "outliers", "thumbnails", "2-D map")
 LOADER_STAGES = ("read descriptors", "near-duplicates", "evidence", "consensus outliers", "cluster centres",
-                 "agreement and ranking")
+                 "cluster colours", "agreement and ranking")
 
 
 def estimate(runs, target=10_000_000, workers=32):

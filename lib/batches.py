@@ -27,7 +27,8 @@ from . import images, store
 SCHEMA = """
 CREATE TABLE meta(key VARCHAR, value VARCHAR);
 CREATE TABLE images(image_id INTEGER, path VARCHAR, vehicle_id VARCHAR, status VARCHAR, color_name VARCHAR);
-CREATE TABLE thumbnails(image_id INTEGER, jpeg BLOB);
+-- JPEG bytes do not compress: DuckDB's string compression only costs time, when written and when read
+CREATE TABLE thumbnails(image_id INTEGER, jpeg BLOB USING COMPRESSION uncompressed);
 CREATE TABLE assignments(model VARCHAR, image_id INTEGER, cluster INTEGER, distance FLOAT,
                          confidence FLOAT, novel BOOLEAN);
 """

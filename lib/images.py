@@ -140,9 +140,34 @@ BATCH = 512  # paths per task: large enough that a task's overhead is small, sma
 
 
 def thumbnail_batch(image_root, rel_paths, size=THUMB_SIZE, decoders=DEFAULT_DECODERS):
-    """:func:`make_thumbnail` of every path under ``image_root``, in order (one task of a pool or of Dask)."""
+    """:func:`make_thumbnail` of every path under ``image_root``, in order (one task of a pool or of Dask).
+
+    The kernel is first asked to read all of the batch's files (:func:`will_need`),
+    so a disk that is not in the page cache reads beside the decoding, not before it.
+    """
     root, folders = os.path.realpath(image_root), {}  # once per batch, not per image
-    return [make_thumbnail(resolve_under(root, rel, folders), size, decoders) for rel in rel_paths]
+    paths = [resolve_under(root, rel, folders) for rel in rel_paths]
+    will_need(paths)
+    return [make_thumbnail(path, size, decoders) for path in paths]
+
+
+def will_need(paths):
+    """Ask the kernel to read ``paths`` into its page cache in the background (a hint: errors are ignored)."""
+    if not hasattr(os, "posix_fadvise"):  # not on every platform; then the files are read as they come
+        return
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a named pipe among the images must not block
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _batch(args):

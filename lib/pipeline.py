@@ -1,11 +1,12 @@
 """The load job: a dataset folder in, one complete DuckDB build out.
 
-Steps, per model: read and check the descriptors and reduce them (PCA);
-per model and per combination of models: k sweep, KMeans on all rows,
-neighbour graph, the other clustering algorithms, 2-D map, outlier scores,
-evidence; then, across models, the consensus outlier rank, thumbnails (and
-the colour of every cluster), the agreement between models and their
-ranking. From ``MAP_WORKER_ROWS`` rows on, the 2-D maps are made in a second
+Steps: thumbnails and the body colour of every image first (the stage that
+reads every file, alone on the cores); per model: read and check the
+descriptors and reduce them (PCA); per model and per combination of models:
+k sweep, KMeans on all rows, neighbour graph, the other clustering
+algorithms, 2-D map, outlier scores, evidence; then, across models, the
+consensus outlier rank, the colour of every cluster, the agreement between
+models and their ranking. From ``MAP_WORKER_ROWS`` rows on, the 2-D maps are made in a second
 process alongside the steps that follow them. The heavy steps run where the
 engine says (:mod:`lib.engine`: this process, or Dask workers with
 ``scheduler``); the answers and the database are the same. Nothing is visible
@@ -120,6 +121,9 @@ def load(data_dir, db_path, config=None, progress=None, engine=None):
     # the engine first: a scheduler that cannot be reached leaves nothing written
     with (nullcontext(engine) if engine else open_engine(cfg, db_path)) as eng, store.Writer(db_path) as db, \
             (eng.maps(background) or nullcontext()) as maps:
+        # first, while no other stage or map runs: the stage reads every image and keeps both cores busy
+        with prog.stage("thumbnails", total=n) as advance, db.many_appends():
+            report["image_status"] = _store_thumbnails(db, eng, data_dir, image_list, cfg, advance)
         # every model's reduced vectors stay: near-duplicates and combinations need them all
         reduced, broken = {}, {}
         for model, path in files.items():
@@ -163,9 +167,8 @@ def load(data_dir, db_path, config=None, progress=None, engine=None):
         with prog.stage("cluster centres"):  # for `python -m lib assign` (issue 5)
             projection.store_centres(db)
 
-        with prog.stage("thumbnails", total=n) as advance, db.many_appends():
-            status_counts = _store_thumbnails(db, eng, data_dir, image_list, cfg, advance)
-        report["image_status"] = status_counts
+        with prog.stage("cluster colours"):
+            _name_cluster_colours(db)
 
         if maps is not None:
             _collect_maps(db, maps, {m: r.map_key for m, r in results.items() if r.map_pending},
@@ -189,7 +192,7 @@ def load(data_dir, db_path, config=None, progress=None, engine=None):
         columns = ("stage", "model", "seconds", "cpu_seconds", "peak_rss_mb")
         db.insert("stages", {c: [r[i] for r in prog.records] for i, c in enumerate(columns)})
         db.set_meta(data_dir=str(data_dir.resolve()), n_images=n, built_at=time.strftime("%Y-%m-%d %H:%M:%S"),
-                    config=json.dumps(asdict(cfg)), image_status=json.dumps(status_counts),
+                    config=json.dumps(asdict(cfg)), image_status=json.dumps(report["image_status"]),
                     load_seconds=f"{time.perf_counter() - t_start:.1f}")
         db.publish()
     report["seconds"] = time.perf_counter() - t_start
@@ -497,6 +500,11 @@ def _store_thumbnails(db, eng, data_dir, image_list, cfg, advance):
             db.insert("thumbnails", {"image_id": ids[ok], "jpeg": [batch[i][1] for i in ok]})
         start += len(batch)
         advance(len(batch))
+    return counts
+
+
+def _name_cluster_colours(db):
+    """Every cluster's colour, from its images' body colours (stored by the thumbnails stage)."""
     # a cluster's colour: the most common body colour of its images and that colour's share of its
     # named images; "mixed" when no colour holds MIXED_SHARE of them
     top = (f"CASE WHEN max(cnt) >= {images.MIXED_SHARE} * sum(cnt) THEN arg_max(color_name, cnt) "
@@ -518,4 +526,3 @@ def _store_thumbnails(db, eng, data_dir, image_list, cfg, advance):
             GROUP BY ALL) c
         WHERE algorithm_clusters.model = c.model AND algorithm_clusters.algorithm = c.algorithm
           AND algorithm_clusters.cluster = c.cluster""")
-    return counts

@@ -27,7 +27,8 @@ CREATE TABLE meta(key VARCHAR, value VARCHAR);
 CREATE TABLE images(
     image_id INTEGER, path VARCHAR, vehicle_id VARCHAR, status VARCHAR,
     center_r FLOAT, center_g FLOAT, center_b FLOAT, color_name VARCHAR);
-CREATE TABLE thumbnails(image_id INTEGER, jpeg BLOB);
+-- JPEG bytes do not compress: DuckDB's string compression only costs time, when written and when read
+CREATE TABLE thumbnails(image_id INTEGER, jpeg BLOB USING COMPRESSION uncompressed);
 CREATE TABLE models(
     model VARCHAR, source_file VARCHAR, dim INTEGER, pca_dim INTEGER,
     explained_variance DOUBLE, chosen_k INTEGER, calinski_harabasz DOUBLE,

@@ -102,6 +102,7 @@ def test_a_cluster_without_a_clear_colour_is_mixed(tmp_path):
     image_list = types.SimpleNamespace(paths=paths[:19] + paths[20:], vehicle_ids=["00001"] * 20)
     cfg = types.SimpleNamespace(thumb_size=images.THUMB_SIZE, n_jobs=1)
     pipeline._store_thumbnails(db, LocalEngine(), tmp_path, image_list, cfg, lambda n: None)
+    pipeline._name_cluster_colours(db)
     for table in ("clusters", "algorithm_clusters"):
         rows = con.execute(f"SELECT cluster, color_name, color_share FROM {table} ORDER BY cluster").fetchall()
         assert rows[0][:2] == (0, "red") and rows[0][2] == pytest.approx(0.8)

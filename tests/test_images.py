@@ -151,3 +151,38 @@ def test_workers_never_run_the_parents_main_script(tmp_path, monkeypatch):
     with embed.MapWorker() as maps:
         maps.submit("m", Z, idx.astype(np.int64), np.ones(idx.shape, np.float32), 10, 10)
         assert maps.result("m")[0].shape == (60, 2)
+
+
+def test_a_batch_asks_the_kernel_for_its_files_before_decoding_and_keeps_their_order(tmp_path, monkeypatch):
+    names = []
+    for i in range(8):
+        (tmp_path / f"{i}.jpg").write_bytes(jpeg((60 + 8 * i, 45)))
+        names.append(f"{i}.jpg")
+    names[3], names[5] = "absent.jpg", "../outside.jpg"
+    events, real_make = [], images.make_thumbnail
+
+    def advise(fd, offset, length, advice):
+        events.append(("advise", os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), advice))
+
+    def make(path, *args):
+        events.append(("decode", path and os.path.basename(path), None))
+        return real_make(path, *args)
+
+    monkeypatch.setattr(os, "posix_fadvise", advise)
+    monkeypatch.setattr(images, "make_thumbnail", make)
+    got = images.thumbnail_batch(tmp_path, names)
+    advised = [e for e in events if e[0] == "advise"]
+    # every file there is, once, before the first decode, as a hint to read it in the background
+    assert [(n, a) for _, n, a in advised] == [(n, os.POSIX_FADV_WILLNEED) for n in names if n[0].isdigit()]
+    assert events[:len(advised)] == advised
+    assert [g[0] for g in got] == ["ok"] * 3 + ["missing", "ok", "outside_root", "ok", "ok"]
+    for name, g in zip(names, got):  # in order: each thumbnail is its own file's
+        if g[0] == "ok":
+            assert g == real_make(str(tmp_path / name))
+
+
+def test_a_named_pipe_among_the_images_neither_blocks_nor_gets_a_thumbnail(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")  # opening it for reading would wait for a writer forever
+    (tmp_path / "car.jpg").write_bytes(jpeg())
+    got = images.thumbnail_batch(tmp_path, ["pipe.jpg", "car.jpg"])
+    assert [g[0] for g in got] == ["missing", "ok"]

@@ -109,6 +109,14 @@ def test_map_and_report(demo_db, ex):
     assert (pres > 0.1).all() and (pres <= 1).all()
     stages = ex.stages()
     assert {"PCA", "k sweep", "neighbours", "2-D map", "outliers", "thumbnails"} <= set(stages["stage"])
+    # the thumbnails first, alone on the cores; the clusters' colours once the clusters exist
+    names = list(stages["stage"])
+    assert names.index("thumbnails") < names.index("read descriptors")
+    assert names.index("cluster colours") > max(i for i, s in enumerate(names) if s == "clustering")
+    assert ex.clusters(ex.models()["model"].iloc[0])["color_name"].notna().all()
+    # JPEG bytes are stored as they are: DuckDB's string compression found nothing to gain and cost time
+    stored = ex.df("SELECT compression FROM pragma_storage_info('thumbnails') WHERE segment_type = 'BLOB'")
+    assert set(stored["compression"]) == {"Uncompressed"}
 
 
 def run_cli(*args):
