@@ -254,13 +254,15 @@ def map_seconds(stages):
 
 
 def foundation_load(data, db, extra=()):
-    """The foundation's load (``FOUNDATION_ARGS``) timed: wall, peak memory, its map worker's and its maps' seconds."""
+    """The foundation's load (``FOUNDATION_ARGS``) timed: wall, peak memory, its map worker's, its maps' and its
+    thumbnails' seconds."""
     wall, peak = run_loader(data, db, [*extra, *FOUNDATION_ARGS])
     ex = Explorer(db)
     try:
         stages = ex.stages()
         return {"wall_s": wall, "peak_mb": peak, "worker_peak_mb": map_worker_peak_mb(stages.to_dict("records")),
-                "map_s": map_seconds(stages)}
+                "map_s": map_seconds(stages),
+                "thumbs_s": float(stages.loc[stages.stage == "thumbnails", "seconds"].sum())}
     finally:
         ex.close()
 
@@ -303,7 +305,9 @@ def report(res):
             L.append(f"Its peer in the same run, `{peer['args']}`: **{peer['wall_s'] / 60:.1f} min wall**, "
                      f"{memory(peer['peak_mb'], peer['worker_peak_mb'])}; the four 2-D maps took {f['map_s']:.0f} s "
                      f"of wall time {maps_where(f['worker_peak_mb'])} in the default load and {peer['map_s']:.0f} s "
-                     f"{maps_where(peer['worker_peak_mb'])} in its peer.\n")
+                     f"{maps_where(peer['worker_peak_mb'])} in its peer"
+                     + (f"; the thumbnail stage {f['thumbs_s']:.0f} s and {peer['thumbs_s']:.0f} s"
+                        if "thumbs_s" in peer else "") + ".\n")
     worker = map_worker_peak_mb(res["stages"])
     L.append(f"`python -m lib load`, the default: also the two default combinations and five more clustering "
              f"algorithms on every model and combination: **{res['load_wall_s'] / 60:.1f} min wall**, "

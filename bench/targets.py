@@ -36,11 +36,18 @@ def rows(res):
         stages = res.get("stages") or ()
         stage = next((s["seconds"] for s in stages if s["stage"] == "thumbnails"), None)
         figure = f"{best['full_s']:.0f} s decoding alone (extrapolated)"
+        measured = []  # the stage in every load of the report: each must meet the target
         if stage is not None:
-            beside = any(s["stage"] == "waiting for 2-D maps" for s in stages)
-            figure += f"; the stage in the default load {stage:.0f} s" + (", beside the map worker" if beside else "")
-        out.append(("thumbnails ≤ 120 s", figure, (stage if stage is not None else best["full_s"]) <= 120,
-                    "thumbnails"))
+            figure += f"; the stage in the default load {stage:.0f} s, " + thumbnails_company(stages)
+            measured.append(stage)
+        f = res.get("foundation") or {}
+        if f.get("thumbs_s") is not None:
+            figure += f"; {f['thumbs_s']:.0f} s in the foundation load"
+            measured.append(f["thumbs_s"])
+            if (f.get("peer") or {}).get("thumbs_s") is not None:
+                figure += f", {f['peer']['thumbs_s']:.0f} s in its peer"
+                measured.append(f["peer"]["thumbs_s"])
+        out.append(("thumbnails ≤ 120 s", figure, max(measured or [best["full_s"]]) <= 120, "thumbnails"))
     nb = res.get("neighbours")
     if nb:
         low = min(r["ours_recall"] for r in nb)
@@ -79,3 +86,14 @@ def section(res):
         L.append(f"| {target} | {figure} | {'**yes**' if met else 'no'} | {measured.get(part, part)} |")
     L.append("")
     return L
+
+
+def thumbnails_company(stages):
+    """What ran beside a load's thumbnail stage, from the order of its stages (loads before this
+    change made thumbnails last, while the map worker still ran)."""
+    names = [s["stage"] for s in stages]
+    if "read descriptors" in names and names.index("thumbnails") < names.index("read descriptors"):
+        return "first, before any other stage or map"
+    if "waiting for 2-D maps" in names:
+        return "beside the map worker"
+    return "after the models' stages"

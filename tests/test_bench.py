@@ -37,6 +37,7 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     # its peer in the same run made the maps inline, as this small load does by default
     assert f["worker_peak_mb"] == 0 and f["peer"]["worker_peak_mb"] == 0 and f["peer"]["args"] == "--map-worker off"
     assert f["map_s"] > 0 and f["peer"]["map_s"] > 0 and "Its peer in the same run, `--map-worker off`" in text
+    assert f"the thumbnail stage {f['thumbs_s']:.0f} s and {f['peer']['thumbs_s']:.0f} s." in text
     fs = res["firststart"]  # make run in a fresh clone: the first look, then the background load's build
     assert fs["images"] > 100 and fs["server_s"] <= fs["overview_s"] <= fs["full_s"]
     assert "Vehicle cluster explorer" in fs["overview_text"]
@@ -141,8 +142,21 @@ def test_the_targets_table_says_met_only_where_the_figure_meets_the_target():
     res = {"thumbnails": {"ways": {"simplejpeg": {"ms_per_image": 0.25, "full_s": 104.0},
                                    "pillow": {"ms_per_image": 0.5, "full_s": 208.0}}}}
     assert dict((t, m) for t, _, m, _ in targets.rows(res)) == {"thumbnails ≤ 120 s": True}
-    res["stages"] = [{"stage": "PCA", "seconds": 20.0}, {"stage": "thumbnails", "seconds": 300.0}]
+    res["stages"] = [{"stage": "read descriptors", "seconds": 5.0}, {"stage": "PCA", "seconds": 20.0},
+                     {"stage": "thumbnails", "seconds": 300.0}]
     (_, figure, met, _), = targets.rows(res)
-    assert not met and figure == "104 s decoding alone (extrapolated); the stage in the default load 300 s"
+    assert not met and figure == ("104 s decoding alone (extrapolated); the stage in the default load 300 s, "
+                                  "after the models' stages")
     res["stages"].append({"stage": "waiting for 2-D maps", "seconds": 1.0})  # a load with the maps in a worker
     assert targets.rows(res)[0][1].endswith("the stage in the default load 300 s, beside the map worker")
+    res["stages"] = [{"stage": "read paths", "seconds": 1.0}, {"stage": "thumbnails", "seconds": 110.0},
+                     {"stage": "read descriptors", "seconds": 5.0}, {"stage": "waiting for 2-D maps", "seconds": 9.0}]
+    (_, figure, met, _), = targets.rows(res)  # a load that makes them first: nothing beside them
+    assert met and figure.endswith("the stage in the default load 110 s, first, before any other stage or map")
+    res["foundation"] = {"wall_s": 600.0, "peak_mb": 4000.0, "worker_peak_mb": 500.0, "thumbs_s": 118.0,
+                         "peer": {"thumbs_s": 125.0}}  # every load's stage must meet the target
+    (_, figure, met, _), = (r for r in targets.rows(res) if r[0].startswith("thumbnails"))
+    assert not met and figure.endswith("first, before any other stage or map; 118 s in the foundation load, "
+                                       "125 s in its peer")
+    res["foundation"]["peer"]["thumbs_s"] = 112.0
+    assert next(r for r in targets.rows(res) if r[0].startswith("thumbnails"))[2]
