@@ -332,11 +332,12 @@ def test_the_loader_and_its_workers_let_waiting_threads_sleep(monkeypatch):
     assert out.stdout.strip() == "ACTIVE"
 
 
-def test_many_appends_checkpoint_once_at_the_end_and_restore_the_threshold(tmp_path):
+def test_many_appends_checkpoint_once_at_the_end_restore_the_threshold_and_release_memory(tmp_path):
     w = store.Writer(tmp_path / "v.duckdb")
     wal = w.build_path.with_name(w.build_path.name + ".wal")
     setting = "SELECT current_setting('checkpoint_threshold')"
     before = w.con.execute(setting).fetchone()[0]
+    limit = w.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     blobs = [bytes(3000)] * 512
     with w.many_appends():
         for b in range(20):  # 30 MB of blobs: past the 16 MiB that checkpoints by default
@@ -344,5 +345,9 @@ def test_many_appends_checkpoint_once_at_the_end_and_restore_the_threshold(tmp_p
         assert os.path.getsize(wal) > 20 * 2**20  # no checkpoint while appending
     assert not os.path.exists(wal) or os.path.getsize(wal) == 0  # one when done
     assert w.con.execute(setting).fetchone()[0] == before
+    # and DuckDB's buffer pool no longer holds the written blocks (they sat under every later stage's peak)
+    held = "SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'BASE_TABLE'"
+    assert w.con.execute(held).fetchone()[0] < 2**20
+    assert w.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limit
     assert w.con.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 20 * 512
     w.con.close()
