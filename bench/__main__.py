@@ -248,9 +248,9 @@ def map_worker_peak_mb(stages):
     return max(s["peak_rss_mb"] for s in stages if s["stage"] == "2-D map")
 
 
-def map_seconds(stages):
-    """Wall seconds of a load's 2-D map stages, summed (the worker's own when it made them)."""
-    return float(stages.loc[stages.stage == "2-D map", "seconds"].sum())
+def stage_seconds(stages, stage):
+    """Wall seconds of a load's stages named ``stage``, summed (a 2-D map's: the worker's own when it made it)."""
+    return float(stages.loc[stages.stage == stage, "seconds"].sum())
 
 
 def foundation_load(data, db, extra=()):
@@ -261,8 +261,7 @@ def foundation_load(data, db, extra=()):
     try:
         stages = ex.stages()
         return {"wall_s": wall, "peak_mb": peak, "worker_peak_mb": map_worker_peak_mb(stages.to_dict("records")),
-                "map_s": map_seconds(stages),
-                "thumbs_s": float(stages.loc[stages.stage == "thumbnails", "seconds"].sum())}
+                "map_s": stage_seconds(stages, "2-D map"), "thumbs_s": stage_seconds(stages, "thumbnails")}
     finally:
         ex.close()
 

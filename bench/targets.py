@@ -89,8 +89,8 @@ def section(res):
 
 
 def thumbnails_company(stages):
-    """What ran beside a load's thumbnail stage, from the order of its stages (loads before this
-    change made thumbnails last, while the map worker still ran)."""
+    """What ran beside a load's thumbnail stage, from the order of its stages (older loads, still in
+    saved reports, made the thumbnails last, while the map worker still ran)."""
     names = [s["stage"] for s in stages]
     if "read descriptors" in names and names.index("thumbnails") < names.index("read descriptors"):
         return "first, before any other stage or map"

@@ -7,10 +7,10 @@ k sweep, KMeans on all rows, neighbour graph, the other clustering
 algorithms, 2-D map, outlier scores, evidence; then, across models, the
 consensus outlier rank, the colour of every cluster, the agreement between
 models and their ranking. From ``MAP_WORKER_ROWS`` rows on, the 2-D maps are
-made in a second process alongside the steps that follow them. The heavy steps run where the
-engine says (:mod:`lib.engine`: this process, or Dask workers with
-``scheduler``); the answers and the database are the same. Nothing is visible
-at ``db_path`` until every step has succeeded.
+made in a second process alongside the steps that follow them. The heavy
+steps run where the engine says (:mod:`lib.engine`: this process, or Dask
+workers with ``scheduler``); the answers and the database are the same.
+Nothing is visible at ``db_path`` until every step has succeeded.
 """
 from __future__ import annotations
 
