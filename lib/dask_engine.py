@@ -237,8 +237,9 @@ class DaskEngine:
         return labels, c32, inertia
 
     @_counted("neighbours")
-    def knn(self, name, Z, n_neighbors, random_state=0, n_jobs=None):
+    def knn(self, name, Z, n_neighbors, random_state=0, n_jobs=None, seeds=None):
         """The neighbour table by IVF parts (:mod:`lib.ivf`); its recall@10 on a sample is kept in ``recall``.
+        ``seeds`` is not needed: each part is searched exactly, whatever a combination's parts found.
 
         Returns ``(idx int32, dist float32)`` of shape (n, n_neighbors), self excluded."""
         n = len(Z)

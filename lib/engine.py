@@ -37,8 +37,8 @@ class LocalEngine:
     def kmeans(self, name, Z, k, random_state=0):
         return cluster.fit_kmeans(Z, k, random_state)
 
-    def knn(self, name, Z, n_neighbors, random_state=0, n_jobs=None):
-        return neighbors.build_knn(Z, n_neighbors, random_state, n_jobs)
+    def knn(self, name, Z, n_neighbors, random_state=0, n_jobs=None, seeds=None):
+        return neighbors.build_knn(Z, n_neighbors, random_state, n_jobs, seeds=seeds)
 
     def isolation_forest(self, name, Z, rep, random_state=0):
         return None  # lib.outliers.all_scores fits and scores it in this process

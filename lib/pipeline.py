@@ -140,7 +140,9 @@ def load(data_dir, db_path, config=None, progress=None, engine=None):
                                         broken[model], vehicle_codes, cfg, prog)
         for name in combos:
             Z, info = _combination(db, eng, name, reduced)
-            results[name] = _structure_steps(db, eng, name, Z, info, vehicle_codes, cfg, prog, maps)
+            # its parts' neighbour tables are where its own neighbours start from (lib.neighbors)
+            seeds = np.concatenate([results[p].knn_idx for p in combine.parts(name)], axis=1)
+            results[name] = _structure_steps(db, eng, name, Z, info, vehicle_codes, cfg, prog, maps, seeds)
             parts_broken = np.any([broken[p] for p in combine.parts(name)], axis=0)
             _outlier_and_evidence_steps(db, eng, name, Z, results[name], rep,
                                         duplicates.threshold(results[name].knn_dist), parts_broken, vehicle_codes,
@@ -255,10 +257,11 @@ def _combination(db, eng, name, reduced):
     return Z, info
 
 
-def _structure_steps(db, eng, model, Z, info, vehicle_codes, cfg, prog, maps=None):
+def _structure_steps(db, eng, model, Z, info, vehicle_codes, cfg, prog, maps=None, seeds=None):
     """A model's (or a combination's) structure: k sweep, KMeans on all rows, neighbour
     graph, the other clustering algorithms, 2-D map. With a :class:`lib.embed.MapWorker`,
-    the map is only queued on it."""
+    the map is only queued on it; ``seeds``, a combination's parts' neighbour tables side by
+    side, are where its neighbour graph starts."""
     t_model = time.perf_counter()
     n = len(Z)
     ids = np.arange(n, dtype=np.int32)
@@ -292,8 +295,9 @@ def _structure_steps(db, eng, model, Z, info, vehicle_codes, cfg, prog, maps=Non
 
     knn_idx, knn_dist = _kept(cache, prog, model, ("neighbours", type(eng).__name__, z, cfg.n_neighbors,
                                                    cfg.random_state, neighbors.EXACT_TERMS, neighbors.NND_GRAPH,
-                                                   neighbors.NND_CANDIDATES, neighbors.NND_TREES),
-                              lambda _: eng.knn(model, Z, cfg.n_neighbors, cfg.random_state, cfg.n_jobs))
+                                                   neighbors.NND_CANDIDATES, neighbors.NND_TREES,
+                                                   neighbors.NND_SEEDED_GRAPH, seeds),
+                              lambda _: eng.knn(model, Z, cfg.n_neighbors, cfg.random_state, cfg.n_jobs, seeds))
     kk = knn_idx.shape[1]
     db.insert("neighbors", {"model": [model] * (n * kk), "image_id": np.repeat(ids, kk),
                             "rank": np.tile(np.arange(1, kk + 1, dtype=np.int16), n),

@@ -5,7 +5,7 @@ from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 from sklearn.neighbors import LocalOutlierFactor
 
-from lib import cluster, embed, neighbors, outliers, reduce
+from lib import cluster, combine, embed, neighbors, outliers, realistic, reduce
 
 
 def test_pca_matches_scikit_learn():
@@ -105,6 +105,31 @@ def test_knn_recall_on_re_id_like_descriptors():
     assert neighbors.recall_at_k(idx[q], exact_idx, 10) >= 0.99
     plain = NNDescent(X, n_neighbors=21, random_state=0, low_memory=True).neighbor_graph[0]
     assert neighbors.recall_at_k(plain[q, 1:], exact_idx, 10) < 0.96  # the data is hard enough to tell
+
+
+def test_a_combination_starts_from_its_parts_neighbour_tables():
+    """Realistic parts (re-ID-like unit rows, sparse non-negative CNN pooling, an unbalanced type head,
+    bursts of near-copies): the combination's graph started from its parts' tables finds the exact
+    neighbours, and it is the seeds it starts from: a useless start (the same far rows for everyone,
+    no trees) leaves it lost."""
+    D = realistic.descriptors(realistic.plan(2500, seed=0), seed=0)
+    ok = np.all([np.isfinite(X).all(axis=1) for X in D.values()], axis=0)
+    parts = [PCA(32, random_state=0).fit_transform(D[m][ok]).astype(np.float32)
+             for m in ("osnet", "efficientnet-b7", "vdc_type")]
+    Z, _ = combine.combine(parts)
+    n = len(Z)
+    assert n * n * Z.shape[1] > neighbors.EXACT_TERMS  # pynndescent builds it, not the exact search
+    q = np.random.default_rng(0).choice(n, 1000, replace=False)
+    exact, _ = neighbors.exact_knn(Z, Z[q], 10, query_ids=q)
+    seeds = np.concatenate([neighbors.build_knn(P, 20, exact_terms=0)[0] for P in parts], axis=1)
+    idx, dist = neighbors.build_knn(Z, 20, seeds=seeds)
+    assert idx.shape == (n, 20) and (idx != np.arange(n)[:, None]).all()
+    assert (np.diff(dist, axis=1) >= -1e-5).all()
+    assert neighbors.recall_at_k(idx[q], exact, 10) >= 0.99
+    far = np.tile(np.argsort(Z[:, 0])[-25:], (n, 1))
+    assert neighbors.recall_at_k(neighbors.build_knn(Z, 20, seeds=far)[0][q], exact, 10) < 0.5
+    with pytest.raises(ValueError, match="seeds has 10 rows"):
+        neighbors.build_knn(Z, 20, seeds=seeds[:10])
 
 
 def test_exact_knn_excludes_self():

@@ -351,3 +351,27 @@ def test_many_appends_checkpoint_once_at_the_end_restore_the_threshold_and_relea
     assert w.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limit
     assert w.con.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 20 * 512
     w.con.close()
+
+
+def test_a_combination_s_neighbours_start_from_its_parts_tables(tmp_path):
+    import dataclasses
+
+    from lib.engine import LocalEngine
+
+    class Spy(LocalEngine):
+        seeds = {}
+
+        def knn(self, name, Z, n_neighbors, random_state=0, n_jobs=None, seeds=None):
+            self.seeds[name] = seeds
+            return super().knn(name, Z, n_neighbors, random_state, n_jobs, seeds)
+
+    data = make_tiny(tmp_path / "data")
+    spy = Spy()
+    pipeline.load(data, tmp_path / "v.duckdb", dataclasses.replace(TINY_CONFIG, combinations=("alpha+beta",)),
+                  engine=spy)
+    assert spy.seeds["alpha"] is None and spy.seeds["beta"] is None
+    ex = Explorer(tmp_path / "v.duckdb")
+    tables = {m: ex.df(f"SELECT neighbor_id FROM neighbors WHERE model = '{m}' ORDER BY image_id, rank")
+              .neighbor_id.to_numpy().reshape(300, -1) for m in ("alpha", "beta")}
+    ex.close()
+    np.testing.assert_array_equal(spy.seeds["alpha+beta"], np.hstack([tables["alpha"], tables["beta"]]))
