@@ -78,8 +78,9 @@ def section(rows):
          "| model | rows × dims | ours s | ours recall@10 | defaults s | defaults recall@10 |",
          "|---|---|---:|---:|---:|---:|"]
     for r in rows:
-        L.append(f"| {r['model']}{' *' if r.get('seeded') else ''} | {r['rows']:,} × {r['dims']} | {r['ours_s']:.1f} | **{r['ours_recall']:.4f}** | "
-                 f"{r['defaults_s']:.1f} | {r['defaults_recall']:.4f} |")
+        mark = " *" if r.get("seeded") else ""
+        L.append(f"| {r['model']}{mark} | {r['rows']:,} × {r['dims']} | {r['ours_s']:.1f} | "
+                 f"**{r['ours_recall']:.4f}** | {r['defaults_s']:.1f} | {r['defaults_recall']:.4f} |")
     tot_o, tot_d = sum(r["ours_s"] for r in rows), sum(r["defaults_s"] for r in rows)
     L.append(f"| **total** | | **{tot_o:.0f}** | min {min(r['ours_recall'] for r in rows):.4f} | **{tot_d:.0f}** | "
              f"min {min(r['defaults_recall'] for r in rows):.4f} |\n")

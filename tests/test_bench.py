@@ -50,6 +50,9 @@ def test_bench_runs_end_to_end_and_reports(tmp_path):
     nb = {r["model"]: r for r in res["neighbours"]}  # every model's table against exact search
     assert set(nb) == {r["model"] for r in res["ranks"]} and "## Neighbours" in text
     assert all(r["ours_recall"] >= 0.99 and 0 < r["defaults_recall"] <= 1 for r in nb.values())
+    # the combinations start from their parts' tables of the same run, the models from trees
+    assert {m for m, r in nb.items() if r["seeded"]} == {m for m in nb if "+" in m} != set()
+    assert "| vdc_type+vdc_color * |" in text
     th = res["thumbnails"]  # the three decoders on the same images, through the loader's pool
     assert set(th["ways"]) == {"pillow", "simplejpeg", "pyvips"} and th["sample"] == 150 and th["source"] == "320×240"
     assert all(len(w["rounds_ms"]) == 3 and w["ms_per_image"] > 0 for w in th["ways"].values())

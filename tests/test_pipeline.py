@@ -359,7 +359,8 @@ def test_a_combination_s_neighbours_start_from_its_parts_tables(tmp_path):
     from lib.engine import LocalEngine
 
     class Spy(LocalEngine):
-        seeds = {}
+        def __init__(self):
+            self.seeds = {}
 
         def knn(self, name, Z, n_neighbors, random_state=0, n_jobs=None, seeds=None):
             self.seeds[name] = seeds
